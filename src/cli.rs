@@ -1,0 +1,236 @@
+//! The `licensd` command line: serve, migrate, and the seller's shell operations.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::db;
+use crate::error::AppError;
+use crate::http::{extract::hash_token, Application};
+use crate::licensing::admin::{self, CreateLicense, CreateProduct};
+
+/// licensd: a self-hosted license key server for software sold through Stripe Checkout.
+///
+/// Settings come from config/default.toml, the file named by LICENSD_CONFIG, and
+/// environment variables (DATABASE_URL, LICENSD_BIND, ...); see the README.
+#[derive(Debug, Parser)]
+#[command(name = "licensd", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run pending migrations, then serve HTTP (and send queued email) until SIGTERM.
+    Serve,
+    /// Run pending migrations (creating the database if needed) and exit.
+    Migrate,
+    /// Manage admin API tokens.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Manage products (what a license is for).
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// Create and inspect licenses.
+    #[command(subcommand)]
+    License(LicenseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create an admin token. It is printed once, alone on its line; only its SHA-256 is stored.
+    Create {
+        /// A label to recognise the token by, e.g. "laptop" or "ci".
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProductCommand {
+    /// Create a product and print it as JSON.
+    Create(ProductArgs),
+    /// List products as JSON.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct ProductArgs {
+    /// Display name, e.g. "My App Pro".
+    #[arg(long)]
+    name: String,
+    /// URL-friendly id (default: made from the name).
+    #[arg(long)]
+    slug: Option<String>,
+    /// A Stripe price id that sells this product; repeat for several.
+    #[arg(long = "price", value_name = "PRICE_ID")]
+    prices: Vec<String>,
+    /// Devices per license (default: unlimited).
+    #[arg(long)]
+    max_activations: Option<i64>,
+    /// Days a license lasts (default: perpetual).
+    #[arg(long)]
+    duration_days: Option<i64>,
+    /// Letters put in front of this product's keys, e.g. MYAPP.
+    #[arg(long)]
+    key_prefix: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LicenseCommand {
+    /// Create a license by hand and print it (with its key) as JSON.
+    Create(LicenseArgs),
+    /// Show a license, its activations and its buyer, by key or id.
+    Show {
+        /// The license key (any case, spaces ignored) or the license id.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct LicenseArgs {
+    /// Product id or slug.
+    #[arg(long)]
+    product: String,
+    /// The buyer's email address.
+    #[arg(long)]
+    email: String,
+    /// The buyer's name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Devices allowed (default: the product's limit).
+    #[arg(long)]
+    max_activations: Option<i64>,
+    /// Expiry as RFC 3339, e.g. 2027-01-31T00:00:00Z (default: from the product's duration).
+    #[arg(long)]
+    expires_at: Option<DateTime<Utc>>,
+    /// Metadata as a JSON object, e.g. '{"plan":"pro"}'.
+    #[arg(long, value_parser = parse_json_object)]
+    metadata: Option<serde_json::Value>,
+    /// Do not email the key to the buyer.
+    #[arg(long)]
+    no_email: bool,
+}
+
+fn parse_json_object(s: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err("must be a JSON object, e.g. '{\"plan\":\"pro\"}'".to_owned()),
+    }
+}
+
+/// An error with its causes, for a person at a terminal.
+pub fn report(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+impl Cli {
+    pub fn run(self) -> ExitCode {
+        let settings = match Settings::load() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("licensd: {}", report(&e));
+                return ExitCode::from(2);
+            }
+        };
+        crate::telemetry::init(&settings.log, settings.log_format);
+        match self.command.run(settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("licensd: {}", report(&e));
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), AppError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(AppError::internal)?
+    );
+    Ok(())
+}
+
+/// A new admin token: 32 random bytes, hex, behind a recognisable prefix.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("lsd_{}", hex::encode(bytes))
+}
+
+impl Command {
+    fn run(self, settings: Settings) -> Result<(), AppError> {
+        if let Command::Serve = self {
+            let runtime = tokio::runtime::Runtime::new().map_err(AppError::internal)?;
+            return runtime.block_on(async move {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await.map_err(AppError::internal)
+            });
+        }
+        let pool = db::prepare(
+            &settings.database_url,
+            2,
+            Duration::from_secs(settings.db_timeout_secs),
+        )?;
+        let conn = &mut pool.get()?;
+        match self {
+            Command::Serve => unreachable!("handled above"),
+            Command::Migrate => {
+                eprintln!("licensd: database is up to date");
+                Ok(())
+            }
+            Command::ApiKey(ApiKeyCommand::Create { name }) => {
+                let name = name.trim();
+                if name.is_empty() || name.chars().count() > 200 {
+                    return Err(AppError::invalid("--name", "must be 1 to 200 characters"));
+                }
+                let token = new_token();
+                db::api_keys::insert(conn, name, &hash_token(&token))?;
+                println!("{token}");
+                eprintln!("licensd: this token is shown once; store it now");
+                Ok(())
+            }
+            Command::Product(ProductCommand::Create(a)) => {
+                let req = CreateProduct {
+                    name: a.name,
+                    slug: a.slug,
+                    stripe_price_ids: a.prices,
+                    max_activations: a.max_activations,
+                    duration_days: a.duration_days,
+                    key_prefix: a.key_prefix,
+                };
+                print_json(&admin::create_product(conn, &req)?)
+            }
+            Command::Product(ProductCommand::List) => print_json(&admin::list_products(conn)?),
+            Command::License(LicenseCommand::Create(a)) => {
+                let req = CreateLicense {
+                    product: a.product,
+                    email: a.email,
+                    name: a.name,
+                    max_activations: a.max_activations.map(Some),
+                    expires_at: a.expires_at.map(Some),
+                    metadata: a.metadata,
+                    send_email: Some(!a.no_email),
+                };
+                print_json(&admin::create_license(conn, &req)?)
+            }
+            Command::License(LicenseCommand::Show { key }) => {
+                print_json(&admin::get_license(conn, &key)?)
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Typed settings, loaded once at start-up and passed down (no globals).
+//!
+//! `config/default.toml` is compiled in as the baseline and documents every setting;
+//! the file named by `LICENSD_CONFIG` overrides it; environment variables override both.
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
+
+/// The defaults, with a comment on each setting. Embedded so the binary runs anywhere.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub db_pool_size: u32,
+    pub db_timeout_secs: u64,
+
+    pub bind: String,
+    pub public_url: String,
+    pub body_limit_bytes: usize,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+
+    pub last_seen_interval_secs: u32,
+
+    #[serde(default, deserialize_with = "comma_separated_secrets")]
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub stripe_api_key: Option<SecretString>,
+    pub stripe_api_base: String,
+    pub subscription_grace_days: u32,
+
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub smtp_url: Option<SecretString>,
+    pub mail_dir: PathBuf,
+    pub mail_from: String,
+
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Settings {
+    /// Defaults, then `$LICENSD_CONFIG`, then the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Ok(path) = std::env::var("LICENSD_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::prefixed("LICENSD_").ignore(&["CONFIG"]));
+        Self::extract(figment)
+    }
+
+    /// The compiled-in defaults alone: the starting point for tests.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::extract(Figment::from(Toml::string(DEFAULT_TOML)))
+    }
+
+    fn extract(figment: Figment) -> Result<Self, ConfigError> {
+        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// The folder holding the configuration (and overridable email templates).
+    pub fn config_dir() -> PathBuf {
+        std::env::var_os("LICENSD_CONFIG")
+            .map(PathBuf::from)
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("config"))
+    }
+}
+
+/// Accepts `"a,b"` (environment form) or `["a", "b"]` (TOML form); blanks are dropped.
+fn comma_separated_secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Form::deserialize(d)? {
+        Form::One(s) => s.split(',').map(str::to_owned).collect(),
+        Form::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+/// An empty string means "not set", so `LICENSD_SMTP_URL=` can unset a file value.
+fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    Ok(s.filter(|s| !s.trim().is_empty()).map(SecretString::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn defaults_parse_and_hide_secrets() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert!(s.stripe_webhook_secrets.is_empty());
+        assert!(s.smtp_url.is_none());
+        assert!(!format!("{s:?}").contains("postgres://"));
+    }
+
+    #[test]
+    fn env_style_secret_list_is_split() {
+        let f = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("stripe_webhook_secrets", "whsec_a, whsec_b,"));
+        let s = Settings::extract(f).unwrap();
+        let got: Vec<_> = s
+            .stripe_webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret().to_owned())
+            .collect();
+        assert_eq!(got, ["whsec_a", "whsec_b"]);
+    }
+}

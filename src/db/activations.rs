@@ -1,0 +1,86 @@
+//! Activation rows: one per device (fingerprint) per license.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::models::{Activation, NewActivation};
+use super::schema::activations;
+
+/// Inserts the activation unless the fingerprint is already activated on the license;
+/// `None` means it was (the unique constraint decides, under any concurrency).
+pub fn insert_if_new(
+    conn: &mut PgConnection,
+    new: &NewActivation<'_>,
+) -> QueryResult<Option<Activation>> {
+    diesel::insert_into(activations::table)
+        .values(new)
+        .on_conflict((activations::license_id, activations::fingerprint))
+        .do_nothing()
+        .returning(Activation::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+pub fn find_by_fingerprint(
+    conn: &mut PgConnection,
+    license_id: Uuid,
+    fingerprint: &str,
+) -> QueryResult<Option<Activation>> {
+    activations::table
+        .filter(activations::license_id.eq(license_id))
+        .filter(activations::fingerprint.eq(fingerprint))
+        .select(Activation::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn list_for(conn: &mut PgConnection, license_id: Uuid) -> QueryResult<Vec<Activation>> {
+    activations::table
+        .filter(activations::license_id.eq(license_id))
+        .order((activations::created_at, activations::id))
+        .select(Activation::as_select())
+        .load(conn)
+}
+
+/// Which activation of a license to remove.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    Fingerprint(String),
+    Id(Uuid),
+}
+
+pub fn delete(
+    conn: &mut PgConnection,
+    license_id: Uuid,
+    which: &Selector,
+) -> QueryResult<Option<Activation>> {
+    let scoped = activations::table.filter(activations::license_id.eq(license_id));
+    let deleted = match which {
+        Selector::Fingerprint(fp) => diesel::delete(scoped.filter(activations::fingerprint.eq(fp)))
+            .returning(Activation::as_returning())
+            .get_result(conn),
+        Selector::Id(id) => diesel::delete(scoped.filter(activations::id.eq(id)))
+            .returning(Activation::as_returning())
+            .get_result(conn),
+    };
+    deleted.optional()
+}
+
+/// Refreshes `last_seen_at` unless it was refreshed within `min_interval`: the
+/// throttle that keeps the validate path free of a write per call.
+pub fn touch_if_stale(
+    conn: &mut PgConnection,
+    activation: &Activation,
+    min_interval: Duration,
+) -> QueryResult<()> {
+    let now = Utc::now();
+    if now - activation.last_seen_at < min_interval {
+        return Ok(());
+    }
+    diesel::update(activations::table.find(activation.id))
+        .filter(activations::last_seen_at.lt(now - min_interval))
+        .set(activations::last_seen_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! License rows: lookups by key (the hot path), listing, and the seat counter.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::models::{Activation, License, LicenseChanges, NewLicense, Product};
+use super::schema::{activations, licenses, products};
+
+pub fn insert(conn: &mut PgConnection, new: &NewLicense) -> QueryResult<License> {
+    diesel::insert_into(licenses::table)
+        .values(new)
+        .returning(License::as_returning())
+        .get_result(conn)
+}
+
+/// Looks a license up by id (a UUID) or by its normalised key.
+pub fn find(conn: &mut PgConnection, id_or_key: &str) -> QueryResult<Option<(License, Product)>> {
+    let query = licenses::table
+        .inner_join(products::table)
+        .select((License::as_select(), Product::as_select()))
+        .into_boxed();
+    let query = match Uuid::parse_str(id_or_key) {
+        Ok(id) => query.filter(licenses::id.eq(id)),
+        Err(_) => query.filter(licenses::key.eq(id_or_key)),
+    };
+    query.first(conn).optional()
+}
+
+/// The validate hot path: license, product and (if a fingerprint is given) its
+/// activation, in one indexed read.
+pub fn find_for_check(
+    conn: &mut PgConnection,
+    key: &str,
+    fingerprint: Option<&str>,
+) -> QueryResult<Option<(License, Product, Option<Activation>)>> {
+    licenses::table
+        .inner_join(products::table)
+        .left_join(
+            activations::table.on(activations::license_id
+                .eq(licenses::id)
+                .and(activations::fingerprint.nullable().eq(fingerprint))),
+        )
+        .filter(licenses::key.eq(key))
+        .select((
+            License::as_select(),
+            Product::as_select(),
+            Option::<Activation>::as_select(),
+        ))
+        .first(conn)
+        .optional()
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// What the admin list filters on. `status` is the effective status, so `expired`
+/// and `active` are told apart by `expires_at` as of `now`.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub product_id: Option<Uuid>,
+    pub email: Option<String>,
+    pub status: Option<String>,
+    pub now: Option<DateTime<Utc>>,
+}
+
+fn filtered<'a>(f: &ListFilter) -> licenses::BoxedQuery<'a, diesel::pg::Pg> {
+    let mut q = licenses::table.into_boxed();
+    if let Some(p) = f.product_id {
+        q = q.filter(licenses::product_id.eq(p));
+    }
+    if let Some(email) = &f.email {
+        q = q.filter(lower(licenses::email).eq(email.to_lowercase()));
+    }
+    let now = f.now.unwrap_or_else(Utc::now);
+    let live = licenses::expires_at
+        .is_null()
+        .or(licenses::expires_at.gt(now));
+    match f.status.as_deref() {
+        Some("active") => q = q.filter(licenses::status.eq("active")).filter(live),
+        Some("expired") => {
+            q = q
+                .filter(licenses::status.eq("active"))
+                .filter(licenses::expires_at.le(now))
+        }
+        Some(other) => q = q.filter(licenses::status.eq(other.to_owned())),
+        None => {}
+    }
+    q
+}
+
+/// One page of licenses (newest first) and the total matching the filter.
+pub fn list(
+    conn: &mut PgConnection,
+    f: &ListFilter,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<(License, Product)>, i64)> {
+    let total: i64 = filtered(f).count().get_result(conn)?;
+    let ids: Vec<Uuid> = filtered(f)
+        .order((licenses::created_at.desc(), licenses::id.desc()))
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .select(licenses::id)
+        .load(conn)?;
+    let mut rows: Vec<(License, Product)> = licenses::table
+        .inner_join(products::table)
+        .filter(licenses::id.eq_any(&ids))
+        .select((License::as_select(), Product::as_select()))
+        .load(conn)?;
+    rows.sort_by_key(|(l, _)| std::cmp::Reverse((l.created_at, l.id)));
+    Ok((rows, total))
+}
+
+pub fn update(conn: &mut PgConnection, id: Uuid, changes: &LicenseChanges) -> QueryResult<License> {
+    diesel::update(licenses::table.find(id))
+        .set(changes)
+        .returning(License::as_returning())
+        .get_result(conn)
+}
+
+/// Takes one activation seat if the limit allows. The conditional UPDATE holds the
+/// row lock, so concurrent callers on any instance are counted one at a time.
+pub fn try_take_seat(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
+    let updated = diesel::update(licenses::table.find(id))
+        .filter(
+            licenses::max_activations
+                .is_null()
+                .or(licenses::activations_count.lt(licenses::max_activations.assume_not_null())),
+        )
+        .set((
+            licenses::activations_count.eq(licenses::activations_count + 1),
+            licenses::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+pub fn release_seat(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::update(licenses::table.find(id))
+        .set((
+            licenses::activations_count.eq(licenses::activations_count - 1),
+            licenses::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    activations (id) {
+        id -> Uuid,
+        license_id -> Uuid,
+        fingerprint -> Text,
+        name -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        name -> Text,
+        token_sha256 -> Bytea,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> Uuid,
+        kind -> Text,
+        recipient -> Text,
+        license_ids -> Array<Nullable<Uuid>>,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    licenses (id) {
+        id -> Uuid,
+        key -> Text,
+        product_id -> Uuid,
+        status -> Text,
+        email -> Text,
+        customer_name -> Nullable<Text>,
+        max_activations -> Nullable<Int4>,
+        activations_count -> Int4,
+        expires_at -> Nullable<Timestamptz>,
+        source -> Text,
+        stripe_checkout_session_id -> Nullable<Text>,
+        stripe_line_item_id -> Nullable<Text>,
+        stripe_line_item_seq -> Nullable<Int4>,
+        stripe_payment_intent_id -> Nullable<Text>,
+        stripe_customer_id -> Nullable<Text>,
+        stripe_subscription_id -> Nullable<Text>,
+        metadata -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    product_prices (stripe_price_id) {
+        stripe_price_id -> Text,
+        product_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> Uuid,
+        slug -> Text,
+        name -> Text,
+        max_activations -> Nullable<Int4>,
+        duration_days -> Nullable<Int4>,
+        key_prefix -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_events (id) {
+        id -> Text,
+        event_type -> Text,
+        received_at -> Timestamptz,
+        outcome -> Text,
+        payload -> Jsonb,
+    }
+}
+
+diesel::joinable!(activations -> licenses (license_id));
+diesel::joinable!(licenses -> products (product_id));
+diesel::joinable!(product_prices -> products (product_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    activations,
+    api_keys,
+    email_outbox,
+    licenses,
+    product_prices,
+    products,
+    stripe_events,
+);

@@ -1,0 +1,111 @@
+//! Where requests enter: the HTTP server, its routes and the request-level plumbing.
+//! Handlers are thin: they read the request, call `licensing`/`stripe`/`email`
+//! through `db::run`, and shape the response.
+
+mod admin;
+pub mod error;
+pub mod extract;
+mod ops;
+mod public;
+mod request_log;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{web, App, HttpServer};
+use tokio::sync::Notify;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::db::{self, Pool};
+use crate::error::AppError;
+
+/// What every handler can reach.
+pub struct State {
+    pub pool: Pool,
+    pub settings: Arc<Settings>,
+    /// Wakes the email worker when a transaction has queued an email.
+    pub mail_wake: Arc<Notify>,
+}
+
+impl State {
+    pub fn wake_mailer(&self) {
+        self.mail_wake.notify_one();
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: Pool,
+}
+
+impl Application {
+    /// Prepares the database (create, migrate), binds the listener (port 0 picks one)
+    /// and builds the server. Nothing is served until [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let settings = Arc::new(settings);
+        let pool = {
+            let s = settings.clone();
+            tokio::task::spawn_blocking(move || {
+                db::prepare(
+                    &s.database_url,
+                    s.db_pool_size,
+                    Duration::from_secs(s.db_timeout_secs),
+                )
+            })
+            .await
+            .map_err(AppError::internal)??
+        };
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| AppError::internal(format!("cannot listen on {}: {e}", settings.bind)))?;
+        let port = listener.local_addr().map_err(AppError::internal)?.port();
+        let state = web::Data::new(State {
+            pool: pool.clone(),
+            settings: settings.clone(),
+            mail_wake: Arc::new(Notify::new()),
+        });
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(state.settings.body_limit_bytes))
+                .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|_, _| AppError::not_found("resource").into()),
+                )
+                .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
+                .wrap(TracingLogger::<request_log::RequestSpan>::new())
+                .configure(ops::routes)
+                .configure(public::routes)
+                .configure(admin::routes)
+        })
+        .listen(listener)
+        .map_err(AppError::internal)?
+        .shutdown_timeout(settings.shutdown_timeout_secs);
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.run();
+        tracing::info!(port, "licensd listening");
+        Ok(Application { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,19 @@
+//! licensd: a self-hosted license key server for software sold through Stripe Checkout.
+//!
+//! Layers, imports running down only:
+//! - [`http`]: where requests enter (routes, extractors, error mapping);
+//! - [`licensing`]: where a license is decided (keys, validate/activate, admin operations);
+//! - [`db`]: where it is stored (schema, models, queries).
+//!
+//! [`cli`] is the binary's front door; [`config`] and [`telemetry`] are set up once at start.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod licensing;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use http::Application;

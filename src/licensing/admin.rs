@@ -1,0 +1,494 @@
+//! The seller's operations on products and licenses, shared by the admin API and the CLI.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DbError};
+use serde::{Deserialize, Deserializer};
+use uuid::Uuid;
+
+use super::input::{activation_limit, optional_name, Email};
+use super::key::{is_valid_prefix, LicenseKey};
+use super::views::{ActivationView, Customer, LicenseDetail, LicenseView, Page, ProductView};
+use crate::db::models::{License, LicenseChanges, NewLicense, NewProduct, Product, ProductChanges};
+use crate::db::{activations, licenses, outbox, products};
+use crate::error::AppError;
+
+/// Reads a field that may be absent (`None`), null (`Some(None)`) or set (`Some(Some(v))`).
+pub fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    pub name: String,
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub stripe_price_ids: Vec<String>,
+    pub max_activations: Option<i64>,
+    pub duration_days: Option<i64>,
+    pub key_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProduct {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub stripe_price_ids: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub max_activations: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub duration_days: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub key_prefix: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLicense {
+    /// Product id or slug.
+    pub product: String,
+    pub email: String,
+    pub name: Option<String>,
+    /// Absent: the product's limit. Null: unlimited.
+    #[serde(default, deserialize_with = "nullable")]
+    pub max_activations: Option<Option<i64>>,
+    /// Absent: now plus the product's duration. Null: perpetual.
+    #[serde(default, deserialize_with = "nullable")]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub metadata: Option<serde_json::Value>,
+    pub send_email: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLicense {
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub max_activations: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListLicenses {
+    pub product: Option<String>,
+    pub email: Option<String>,
+    pub status: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+pub const MAX_PER_PAGE: i64 = 200;
+
+/// Turns unique violations of known constraints into the 409 a seller can act on.
+fn conflict_or(e: DbError) -> AppError {
+    if let DbError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &e {
+        match info.constraint_name() {
+            Some("products_slug_key") => {
+                return AppError::conflict("slug_taken", "a product with this slug already exists")
+            }
+            Some("product_prices_pkey") => {
+                return AppError::conflict(
+                    "price_already_mapped",
+                    "one of the stripe_price_ids is already mapped to a product",
+                )
+            }
+            _ => {}
+        }
+    }
+    AppError::from(e)
+}
+
+fn product_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::invalid("name", "must be 1 to 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn slug(input: &str) -> Result<String, AppError> {
+    let s = input.trim().to_ascii_lowercase();
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(s)
+    } else {
+        Err(AppError::invalid(
+            "slug",
+            "must be 1 to 64 of a-z, 0-9, '-' or '_', starting with a letter or digit",
+        ))
+    }
+}
+
+/// A slug made from a product name: "My App 2" → "my-app-2".
+fn slug_from_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_end_matches('-').chars().take(64).collect();
+    if out.is_empty() {
+        "product".to_owned()
+    } else {
+        out.trim_end_matches('-').to_owned()
+    }
+}
+
+fn price_ids(ids: &[String]) -> Result<Vec<String>, AppError> {
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id.trim();
+        if id.is_empty() || id.len() > 255 || id.chars().any(char::is_whitespace) {
+            return Err(AppError::invalid(
+                "stripe_price_ids",
+                "must hold Stripe price ids such as price_123",
+            ));
+        }
+        if !out.iter().any(|o| o == id) {
+            out.push(id.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn prefix(input: &str) -> Result<String, AppError> {
+    let p = input.trim().to_ascii_uppercase();
+    if is_valid_prefix(&p) {
+        Ok(p)
+    } else {
+        Err(AppError::invalid(
+            "key_prefix",
+            "must be 1 to 16 letters or digits",
+        ))
+    }
+}
+
+fn duration_days(n: i64) -> Result<i32, AppError> {
+    i32::try_from(n)
+        .ok()
+        .filter(|d| (1..=36_600).contains(d))
+        .ok_or_else(|| {
+            AppError::invalid(
+                "duration_days",
+                "must be a whole number of days from 1 to 36600 (or null for perpetual)",
+            )
+        })
+}
+
+fn product_view(conn: &mut PgConnection, p: Product) -> Result<ProductView, AppError> {
+    let mut prices = products::prices_of(conn, &[p.id])?;
+    let ids = prices.remove(&p.id).unwrap_or_default();
+    Ok(ProductView::new(p, ids))
+}
+
+pub fn create_product(
+    conn: &mut PgConnection,
+    req: &CreateProduct,
+) -> Result<ProductView, AppError> {
+    let name = product_name(&req.name)?;
+    let slug = match &req.slug {
+        Some(s) => slug(s)?,
+        None => slug_from_name(&name),
+    };
+    let max_activations = req
+        .max_activations
+        .map(|n| activation_limit("max_activations", n))
+        .transpose()?;
+    let duration = req.duration_days.map(duration_days).transpose()?;
+    let key_prefix = req.key_prefix.as_deref().map(prefix).transpose()?;
+    let prices = price_ids(&req.stripe_price_ids)?;
+    conn.transaction(|conn| {
+        let new = NewProduct {
+            slug: &slug,
+            name: &name,
+            max_activations,
+            duration_days: duration,
+            key_prefix: key_prefix.as_deref(),
+        };
+        let product = products::insert(conn, &new).map_err(conflict_or)?;
+        products::set_prices(conn, product.id, &prices).map_err(conflict_or)?;
+        Ok(ProductView::new(product, prices))
+    })
+}
+
+pub fn find_product(conn: &mut PgConnection, id_or_slug: &str) -> Result<Product, AppError> {
+    products::find(conn, id_or_slug.trim())?.ok_or_else(|| AppError::not_found("product"))
+}
+
+pub fn get_product(conn: &mut PgConnection, id_or_slug: &str) -> Result<ProductView, AppError> {
+    let p = find_product(conn, id_or_slug)?;
+    product_view(conn, p)
+}
+
+pub fn list_products(conn: &mut PgConnection) -> Result<Vec<ProductView>, AppError> {
+    let all = products::list(conn)?;
+    let ids: Vec<Uuid> = all.iter().map(|p| p.id).collect();
+    let mut prices = products::prices_of(conn, &ids)?;
+    Ok(all
+        .into_iter()
+        .map(|p| {
+            let ids = prices.remove(&p.id).unwrap_or_default();
+            ProductView::new(p, ids)
+        })
+        .collect())
+}
+
+pub fn update_product(
+    conn: &mut PgConnection,
+    id_or_slug: &str,
+    req: &UpdateProduct,
+) -> Result<ProductView, AppError> {
+    let changes = ProductChanges {
+        name: req.name.as_deref().map(product_name).transpose()?,
+        slug: req.slug.as_deref().map(slug).transpose()?,
+        max_activations: req
+            .max_activations
+            .map(|v| {
+                v.map(|n| activation_limit("max_activations", n))
+                    .transpose()
+            })
+            .transpose()?,
+        duration_days: req
+            .duration_days
+            .map(|v| v.map(duration_days).transpose())
+            .transpose()?,
+        key_prefix: req
+            .key_prefix
+            .as_ref()
+            .map(|v| v.as_deref().map(prefix).transpose())
+            .transpose()?,
+        updated_at: Some(Utc::now()),
+    };
+    let prices = req.stripe_price_ids.as_deref().map(price_ids).transpose()?;
+    conn.transaction(|conn| {
+        let product = find_product(conn, id_or_slug)?;
+        let product = products::update(conn, product.id, &changes).map_err(conflict_or)?;
+        if let Some(prices) = &prices {
+            products::set_prices(conn, product.id, prices).map_err(conflict_or)?;
+        }
+        product_view(conn, product)
+    })
+}
+
+/// Resolves `{id|key}` from a path: a UUID is an id, anything else is read as a key.
+pub fn find_license(
+    conn: &mut PgConnection,
+    id_or_key: &str,
+) -> Result<(License, Product), AppError> {
+    let lookup = match Uuid::parse_str(id_or_key.trim()) {
+        Ok(id) => id.to_string(),
+        Err(_) => LicenseKey::parse(id_or_key)
+            .ok_or_else(|| AppError::not_found("license"))?
+            .into_string(),
+    };
+    licenses::find(conn, &lookup)?.ok_or_else(|| AppError::not_found("license"))
+}
+
+fn metadata(value: serde_json::Value) -> Result<serde_json::Value, AppError> {
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(AppError::invalid("metadata", "must be a JSON object"))
+    }
+}
+
+/// Creates a license by hand and, unless `send_email` is false, queues its email in
+/// the same transaction.
+pub fn create_license(
+    conn: &mut PgConnection,
+    req: &CreateLicense,
+) -> Result<LicenseView, AppError> {
+    let email = Email::parse("email", &req.email)?;
+    let customer_name = optional_name("name", req.name.as_deref(), 200)?;
+    let metadata = req
+        .metadata
+        .clone()
+        .map(metadata)
+        .transpose()?
+        .unwrap_or_else(|| serde_json::json!({}));
+    let max_override = req
+        .max_activations
+        .map(|v| {
+            v.map(|n| activation_limit("max_activations", n))
+                .transpose()
+        })
+        .transpose()?;
+    conn.transaction(|conn| {
+        let product = products::find(conn, req.product.trim())?.ok_or_else(|| {
+            AppError::invalid(
+                "product",
+                "does not name an existing product (give its id or slug)",
+            )
+        })?;
+        let now = Utc::now();
+        let new = NewLicense {
+            key: LicenseKey::generate(product.key_prefix.as_deref()).into_string(),
+            product_id: product.id,
+            email: email.as_str().to_owned(),
+            customer_name,
+            max_activations: max_override.unwrap_or(product.max_activations),
+            expires_at: req.expires_at.unwrap_or_else(|| {
+                product
+                    .duration_days
+                    .map(|d| now + Duration::days(d.into()))
+            }),
+            source: "manual".to_owned(),
+            metadata,
+            ..Default::default()
+        };
+        let license = licenses::insert(conn, &new)?;
+        if req.send_email.unwrap_or(true) {
+            outbox::enqueue_license_email(conn, &license.email, &[license.id])?;
+        }
+        Ok(LicenseView::admin(license, &product, now))
+    })
+}
+
+pub fn get_license(conn: &mut PgConnection, id_or_key: &str) -> Result<LicenseDetail, AppError> {
+    let (license, product) = find_license(conn, id_or_key)?;
+    let activations = activations::list_for(conn, license.id)?;
+    let customer = Customer {
+        email: license.email.clone(),
+        name: license.customer_name.clone(),
+    };
+    Ok(LicenseDetail {
+        license: LicenseView::admin(license, &product, Utc::now()),
+        activations: activations.into_iter().map(ActivationView::from).collect(),
+        customer,
+    })
+}
+
+pub fn list_licenses(
+    conn: &mut PgConnection,
+    req: &ListLicenses,
+) -> Result<Page<LicenseView>, AppError> {
+    let page = req.page.unwrap_or(1);
+    if page < 1 {
+        return Err(AppError::invalid("page", "must be 1 or more"));
+    }
+    let per_page = req.per_page.unwrap_or(50);
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(AppError::invalid(
+            "per_page",
+            format!("must be from 1 to {MAX_PER_PAGE}"),
+        ));
+    }
+    if let Some(s) = &req.status {
+        if !["active", "suspended", "revoked", "expired"].contains(&s.as_str()) {
+            return Err(AppError::invalid(
+                "status",
+                "must be one of active, suspended, revoked, expired",
+            ));
+        }
+    }
+    let product_id = match req
+        .product
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(p) => Some(
+            products::find(conn, p)?
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        "product",
+                        "does not name an existing product (give its id or slug)",
+                    )
+                })?
+                .id,
+        ),
+        None => None,
+    };
+    let now = Utc::now();
+    let filter = licenses::ListFilter {
+        product_id,
+        email: req
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        status: req.status.clone(),
+        now: Some(now),
+    };
+    let (rows, total) = licenses::list(conn, &filter, page, per_page)?;
+    Ok(Page {
+        data: rows
+            .into_iter()
+            .map(|(l, p)| LicenseView::admin(l, &p, now))
+            .collect(),
+        page,
+        per_page,
+        total,
+    })
+}
+
+pub fn update_license(
+    conn: &mut PgConnection,
+    id_or_key: &str,
+    req: &UpdateLicense,
+) -> Result<LicenseView, AppError> {
+    let status = match req.status.as_deref() {
+        None => None,
+        Some(s @ ("active" | "suspended" | "revoked")) => Some(s.to_owned()),
+        Some(_) => {
+            return Err(AppError::invalid(
+                "status",
+                "must be one of active, suspended, revoked",
+            ))
+        }
+    };
+    let changes = LicenseChanges {
+        status,
+        max_activations: req
+            .max_activations
+            .map(|v| {
+                v.map(|n| activation_limit("max_activations", n))
+                    .transpose()
+            })
+            .transpose()?,
+        expires_at: req.expires_at,
+        metadata: req.metadata.clone().map(metadata).transpose()?,
+        updated_at: Some(Utc::now()),
+    };
+    conn.transaction(|conn| {
+        let (license, product) = find_license(conn, id_or_key)?;
+        let license = licenses::update(conn, license.id, &changes)?;
+        Ok(LicenseView::admin(license, &product, Utc::now()))
+    })
+}
+
+/// Queues the license email again (`POST /v1/licenses/{id}/resend-email`).
+pub fn resend_email(conn: &mut PgConnection, id_or_key: &str) -> Result<Uuid, AppError> {
+    let (license, _) = find_license(conn, id_or_key)?;
+    Ok(outbox::enqueue_license_email(
+        conn,
+        &license.email,
+        &[license.id],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_from_names() {
+        assert_eq!(slug_from_name("My App 2"), "my-app-2");
+        assert_eq!(slug_from_name("  --Ünïcode!! "), "n-code");
+        assert_eq!(slug_from_name("!!!"), "product");
+    }
+}

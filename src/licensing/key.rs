@@ -1,0 +1,170 @@
+//! License keys: `[PREFIX-]XXXXX-XXXXX-XXXXX-XXXXX-XXXXX`, 125 random bits from the
+//! OS-seeded CSPRNG, written in Crockford base32 (no I, L, O or U).
+
+use std::fmt;
+
+use rand::Rng;
+
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const GROUPS: usize = 5;
+const GROUP_LEN: usize = 5;
+/// Longest accepted prefix; matches the `key_prefix` check in the schema.
+pub const MAX_PREFIX_LEN: usize = 16;
+
+/// A license key in its canonical (stored) form.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LicenseKey(String);
+
+impl LicenseKey {
+    /// Mints a new key, optionally behind a product prefix (already validated).
+    pub fn generate(prefix: Option<&str>) -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let mut bits = u128::from_le_bytes(bytes);
+        let mut out = String::with_capacity(MAX_PREFIX_LEN + 1 + GROUPS * (GROUP_LEN + 1));
+        if let Some(prefix) = prefix {
+            out.push_str(prefix);
+            out.push('-');
+        }
+        for group in 0..GROUPS {
+            if group > 0 {
+                out.push('-');
+            }
+            for _ in 0..GROUP_LEN {
+                out.push(ALPHABET[(bits & 31) as usize] as char);
+                bits >>= 5;
+            }
+        }
+        LicenseKey(out)
+    }
+
+    /// Reads a key as a person might type it: surrounding white space, any case, and
+    /// Crockford's look-alikes (`O`→`0`, `I`/`L`→`1`) in the random part are accepted.
+    /// `None` means it cannot be a licensd key, so no lookup is needed.
+    pub fn parse(input: &str) -> Option<Self> {
+        let upper = input.trim().to_ascii_uppercase();
+        let parts: Vec<&str> = upper.split('-').collect();
+        let (prefix, groups) = match parts.len() {
+            n if n == GROUPS => (None, &parts[..]),
+            n if n == GROUPS + 1 => (Some(parts[0]), &parts[1..]),
+            _ => return None,
+        };
+        if let Some(p) = prefix {
+            if !is_valid_prefix(p) {
+                return None;
+            }
+        }
+        let mut out = String::with_capacity(upper.len());
+        if let Some(p) = prefix {
+            out.push_str(p);
+            out.push('-');
+        }
+        for (i, group) in groups.iter().enumerate() {
+            if group.len() != GROUP_LEN {
+                return None;
+            }
+            if i > 0 {
+                out.push('-');
+            }
+            for c in group.chars() {
+                out.push(canonical_char(c)?);
+            }
+        }
+        Some(LicenseKey(out))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A product key prefix: 1 to 16 upper-case ASCII letters or digits.
+pub fn is_valid_prefix(p: &str) -> bool {
+    (1..=MAX_PREFIX_LEN).contains(&p.len())
+        && p.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn canonical_char(c: char) -> Option<char> {
+    match c {
+        'O' => Some('0'),
+        'I' | 'L' => Some('1'),
+        'U' => None,
+        c if c.is_ascii_digit() || c.is_ascii_uppercase() => Some(c),
+        _ => None,
+    }
+}
+
+impl fmt::Display for LicenseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Keys are credentials: Debug shows only the first group.
+impl fmt::Debug for LicenseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self.0.chars().take(5).collect();
+        write!(f, "LicenseKey({shown}…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_documented_shape_and_parse_back() {
+        let key = LicenseKey::generate(None);
+        assert_eq!(key.as_str().len(), 29);
+        assert_eq!(LicenseKey::parse(key.as_str()), Some(key.clone()));
+        let prefixed = LicenseKey::generate(Some("MYAPP"));
+        assert!(prefixed.as_str().starts_with("MYAPP-"));
+        assert_eq!(LicenseKey::parse(prefixed.as_str()), Some(prefixed));
+    }
+
+    #[test]
+    fn keys_do_not_repeat() {
+        let keys: std::collections::HashSet<_> =
+            (0..10_000).map(|_| LicenseKey::generate(None)).collect();
+        assert_eq!(keys.len(), 10_000);
+    }
+
+    #[test]
+    fn parsing_is_lenient_about_case_space_and_lookalikes() {
+        let parsed = LicenseKey::parse("  app-abcde-fghjk-mnpqr-stvwx-yz0o1 \n").unwrap();
+        assert_eq!(parsed.as_str(), "APP-ABCDE-FGHJK-MNPQR-STVWX-YZ001");
+        assert_eq!(
+            LicenseKey::parse("ilIL0-00000-00000-00000-00000")
+                .unwrap()
+                .as_str(),
+            "11110-00000-00000-00000-00000"
+        );
+    }
+
+    #[test]
+    fn parsing_rejects_what_cannot_be_a_key() {
+        for bad in [
+            "",
+            "hello",
+            "ABCDE-ABCDE-ABCDE-ABCDE",
+            "ABCDE-ABCDE-ABCDE-ABCDE-ABCD",
+            "ABCDE-ABCDE-ABCDE-ABCDE-ABCDU",
+            "A B-ABCDE-ABCDE-ABCDE-ABCDE-ABCDE",
+            "X-Y-ABCDE-ABCDE-ABCDE-ABCDE-ABCDE",
+            "ÄBCDE-ABCDE-ABCDE-ABCDE-ABCDE",
+        ] {
+            assert_eq!(LicenseKey::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_does_not_reveal_the_key() {
+        let key = LicenseKey::generate(None);
+        assert!(!format!("{key:?}").contains(&key.as_str()[6..]));
+    }
+}

@@ -1,0 +1,46 @@
+//! The licensing domain: what a license is, how keys look, and the decisions the
+//! public API, the admin API, the CLI and the compatibility adapters share.
+
+pub mod admin;
+pub mod check;
+pub mod input;
+pub mod key;
+pub mod views;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::models::License;
+
+pub use key::LicenseKey;
+
+/// A license's effective status. `expired` is never stored: it is reported whenever
+/// `expires_at` has passed on a license that is otherwise active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Suspended,
+    Revoked,
+    Expired,
+}
+
+impl Status {
+    pub fn of(l: &License, now: DateTime<Utc>) -> Status {
+        match l.status.as_str() {
+            "revoked" => Status::Revoked,
+            "suspended" => Status::Suspended,
+            _ if l.expires_at.is_some_and(|t| t <= now) => Status::Expired,
+            _ => Status::Active,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Suspended => "suspended",
+            Status::Revoked => "revoked",
+            Status::Expired => "expired",
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The JSON shapes of products, licenses and activations, shared by the HTTP API and the CLI.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Status;
+use crate::db::models::{Activation, License, Product};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductView {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub stripe_price_ids: Vec<String>,
+    pub max_activations: Option<i32>,
+    pub duration_days: Option<i32>,
+    pub key_prefix: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProductView {
+    pub fn new(p: Product, stripe_price_ids: Vec<String>) -> Self {
+        ProductView {
+            id: p.id,
+            slug: p.slug,
+            name: p.name,
+            stripe_price_ids,
+            max_activations: p.max_activations,
+            duration_days: p.duration_days,
+            key_prefix: p.key_prefix,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// How a license names its product.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductRef {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+}
+
+impl From<&Product> for ProductRef {
+    fn from(p: &Product) -> Self {
+        ProductRef {
+            id: p.id,
+            slug: p.slug.clone(),
+            name: p.name.clone(),
+        }
+    }
+}
+
+/// The Stripe objects a license came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct StripeRefs {
+    pub checkout_session: Option<String>,
+    pub line_item: Option<String>,
+    pub payment_intent: Option<String>,
+    pub customer: Option<String>,
+    pub subscription: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseView {
+    pub id: Uuid,
+    pub key: String,
+    pub product: ProductRef,
+    /// The effective status: `expired` whenever `expires_at` has passed.
+    pub status: Status,
+    pub email: String,
+    pub customer_name: Option<String>,
+    pub max_activations: Option<i32>,
+    pub activations_count: i32,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Admin views only: the public license endpoints leave out where a license came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe: Option<StripeRefs>,
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl LicenseView {
+    /// The full view, for the seller.
+    pub fn admin(l: License, p: &Product, now: DateTime<Utc>) -> Self {
+        let stripe = StripeRefs {
+            checkout_session: l.stripe_checkout_session_id.clone(),
+            line_item: l.stripe_line_item_id.clone(),
+            payment_intent: l.stripe_payment_intent_id.clone(),
+            customer: l.stripe_customer_id.clone(),
+            subscription: l.stripe_subscription_id.clone(),
+        };
+        let source = l.source.clone();
+        LicenseView {
+            source: Some(source),
+            stripe: Some(stripe),
+            ..Self::public(l, p, now)
+        }
+    }
+
+    /// The view the key holder's software gets.
+    pub fn public(l: License, p: &Product, now: DateTime<Utc>) -> Self {
+        LicenseView {
+            status: Status::of(&l, now),
+            id: l.id,
+            key: l.key,
+            product: ProductRef::from(p),
+            email: l.email,
+            customer_name: l.customer_name,
+            max_activations: l.max_activations,
+            activations_count: l.activations_count,
+            expires_at: l.expires_at,
+            source: None,
+            stripe: None,
+            metadata: l.metadata,
+            created_at: l.created_at,
+            updated_at: l.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivationView {
+    pub id: Uuid,
+    pub fingerprint: String,
+    pub name: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+impl From<Activation> for ActivationView {
+    fn from(a: Activation) -> Self {
+        ActivationView {
+            id: a.id,
+            fingerprint: a.fingerprint,
+            name: a.name,
+            ip: a.ip,
+            created_at: a.created_at,
+            last_seen_at: a.last_seen_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Customer {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// `GET /v1/licenses/{id|key}`: the license with its devices and buyer.
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseDetail {
+    #[serde(flatten)]
+    pub license: LicenseView,
+    pub activations: Vec<ActivationView>,
+    pub customer: Customer,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}

@@ -1,0 +1,363 @@
+#![allow(dead_code)] // shared helpers: not every test binary build uses every one
+//! `spawn_app()`: the real server on port 0 against a fresh Postgres database of its
+//! own (copied from a migrated template, dropped afterwards), with typed helpers.
+
+use std::sync::OnceLock;
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use licensd::config::{LogFormat, Settings};
+use licensd::db::{self, Pool};
+use licensd::Application;
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The server this test suite talks to; override with `TEST_DATABASE_SERVER`.
+fn server_url() -> String {
+    std::env::var("TEST_DATABASE_SERVER")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+fn admin_connection() -> PgConnection {
+    let url = format!("{}/postgres", server_url());
+    PgConnection::establish(&url).unwrap_or_else(|e| {
+        panic!("cannot reach Postgres at {url} ({e}). Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+/// A migrated template database, named after the migrations it holds, built once
+/// (under an advisory lock, so parallel test processes share it).
+fn template() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let mut hasher = Sha256::new();
+        let mut dirs: Vec<_> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+                .expect("migrations folder")
+                .map(|e| e.unwrap().path())
+                .collect();
+        dirs.sort();
+        for dir in dirs {
+            hasher.update(dir.file_name().unwrap().to_string_lossy().as_bytes());
+            hasher.update(std::fs::read(dir.join("up.sql")).unwrap_or_default());
+        }
+        let name = format!("licensd_tmpl_{}", &hex::encode(hasher.finalize())[..16]);
+        let mut admin = admin_connection();
+        admin
+            .batch_execute("SELECT pg_advisory_lock(7355608)")
+            .unwrap();
+        let exists: bool = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
+        )
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .get_result::<Exists>(&mut admin)
+        .unwrap()
+        .exists;
+        if !exists {
+            let building = format!("{name}_building");
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+                .unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {building}"))
+                .unwrap();
+            {
+                let mut conn =
+                    PgConnection::establish(&format!("{}/{building}", server_url())).unwrap();
+                db::run_migrations(&mut conn).unwrap();
+            }
+            admin
+                .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .unwrap();
+        }
+        admin
+            .batch_execute("SELECT pg_advisory_unlock(7355608)")
+            .unwrap();
+        name
+    })
+}
+
+fn create_test_database() -> String {
+    let name = format!("licensd_test_{}", uuid::Uuid::new_v4().simple());
+    let template = template();
+    admin_connection()
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+        .unwrap();
+    name
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub database_url: String,
+    pub db_name: String,
+    pub pool: Pool,
+    pub admin_token: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub mail_dir: tempdir::TempDir,
+}
+
+/// Test settings: a database of its own, port 0, one worker, quiet unless TEST_LOG=1.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::defaults().expect("default config parses");
+    settings.bind = "127.0.0.1:0".into();
+    settings.workers = 1;
+    settings.db_pool_size = 10;
+    settings.log_format = LogFormat::Pretty;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns the app after `configure` has adjusted the test settings.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        licensd::telemetry::init("info,licensd=debug", LogFormat::Pretty);
+    }
+    let db_name = tokio::task::spawn_blocking(create_test_database)
+        .await
+        .unwrap();
+    let database_url = format!("{}/{db_name}", server_url());
+    let mail_dir = tempdir::TempDir::new();
+    let mut settings = test_settings();
+    settings.database_url = SecretString::from(database_url.clone());
+    settings.mail_dir = mail_dir.path().to_owned();
+    configure(&mut settings);
+
+    let app = Application::build(settings.clone())
+        .await
+        .expect("app builds");
+    let port = app.port();
+    let pool = app.pool().clone();
+    tokio::spawn(app.run_until_stopped());
+
+    let admin_token = licensd::cli::new_token();
+    let hash = Sha256::digest(admin_token.as_bytes()).to_vec();
+    let p = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        db::api_keys::insert(&mut p.get().unwrap(), "test", &hash).unwrap()
+    })
+    .await
+    .unwrap();
+
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        database_url,
+        db_name,
+        pool,
+        admin_token,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        settings,
+        mail_dir,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let name = self.db_name.clone();
+        // Drop blocks, so it runs on a thread of its own, outside the async runtime.
+        let _ = std::thread::spawn(move || {
+            let _ = admin_connection()
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        })
+        .join();
+    }
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn from(res: reqwest::Response) -> Reply {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `error.code` of a JSON error body.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.body))
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        Reply::from(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Reply {
+        self.send(
+            self.client
+                .get(self.url(path))
+                .bearer_auth(&self.admin_token),
+        )
+        .await
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            self.client
+                .post(self.url(path))
+                .bearer_auth(&self.admin_token)
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn admin_patch(&self, path: &str, body: &Value) -> Reply {
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .bearer_auth(&self.admin_token)
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> Reply {
+        self.send(
+            self.client
+                .delete(self.url(path))
+                .bearer_auth(&self.admin_token),
+        )
+        .await
+    }
+
+    /// Creates a product and returns its JSON.
+    pub async fn create_product(&self, body: Value) -> Value {
+        let reply = self.admin_post("/v1/products", &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    /// Creates a license (no email) and returns its JSON.
+    pub async fn create_license(&self, product: &str, extra: Value) -> Value {
+        let mut body =
+            json!({ "product": product, "email": "buyer@example.com", "send_email": false });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        let reply = self.admin_post("/v1/licenses", &body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    /// A product with `max_activations` seats and one license for it; returns the key.
+    pub async fn license_with_seats(&self, seats: i64) -> String {
+        let slug = format!("app-{}", uuid::Uuid::new_v4().simple());
+        self.create_product(json!({ "name": "App", "slug": slug, "max_activations": seats }))
+            .await;
+        self.create_license(&slug, json!({})).await["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn validate(&self, body: Value) -> Reply {
+        self.post("/v1/licenses/validate", &body).await
+    }
+
+    pub async fn activate(&self, key: &str, fingerprint: &str) -> Reply {
+        self.post(
+            "/v1/licenses/activate",
+            &json!({ "key": key, "fingerprint": fingerprint }),
+        )
+        .await
+    }
+
+    pub async fn deactivate(&self, body: Value) -> Reply {
+        self.post("/v1/licenses/deactivate", &body).await
+    }
+
+    /// Runs a query against this test's database.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PgConnection) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || f(&mut pool.get().unwrap()))
+            .await
+            .unwrap()
+    }
+}
+
+/// A folder removed when dropped (std only, no extra crate).
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let path = std::env::temp_dir()
+                .join(format!("licensd-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

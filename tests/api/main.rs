@@ -1,0 +1,9 @@
+//! The integration tests: one binary, each test against the real server and a
+//! Postgres database of its own.
+
+mod helpers;
+
+mod activation;
+mod admin;
+mod errors;
+mod validate;
