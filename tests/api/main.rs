@@ -5,5 +5,6 @@ mod helpers;
 
 mod activation;
 mod admin;
+mod cli;
 mod errors;
 mod validate;
