@@ -172,14 +172,19 @@ pub fn new_token() -> String {
     format!("lsd_{}", hex::encode(bytes))
 }
 
+/// Serves until SIGTERM (graceful) or SIGINT.
+fn serve(settings: Settings) -> Result<(), AppError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(AppError::internal)?;
+    runtime.block_on(async move {
+        let app = Application::build(settings).await?;
+        app.run_until_stopped().await.map_err(AppError::internal)
+    })
+}
+
 impl Command {
     fn run(self, settings: Settings) -> Result<(), AppError> {
         if let Command::Serve = self {
-            let runtime = tokio::runtime::Runtime::new().map_err(AppError::internal)?;
-            return runtime.block_on(async move {
-                let app = Application::build(settings).await?;
-                app.run_until_stopped().await.map_err(AppError::internal)
-            });
+            return serve(settings);
         }
         let pool = db::prepare(
             &settings.database_url,
@@ -188,8 +193,7 @@ impl Command {
         )?;
         let conn = &mut pool.get()?;
         match self {
-            Command::Serve => unreachable!("handled above"),
-            Command::Migrate => {
+            Command::Serve | Command::Migrate => {
                 eprintln!("licensd: database is up to date");
                 Ok(())
             }

@@ -149,3 +149,45 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+#[tokio::test]
+async fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let app = spawn_app().await; // only for its database
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_licensd"))
+        .arg("serve")
+        .env("DATABASE_URL", &app.database_url)
+        .env("LICENSD_BIND", format!("127.0.0.1:{port}"))
+        .env("LICENSD_WORKERS", "1")
+        .env("LICENSD_LOG", "warn")
+        .env_remove("LICENSD_CONFIG")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(res) = app.client.get(&url).send().await {
+            ready = res.status() == StatusCode::OK;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "licensd serve answered /readyz");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
