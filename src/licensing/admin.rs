@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
 use super::input::{activation_limit, optional_name, Email};
-use super::key::{is_valid_prefix, LicenseKey};
+use super::key::{is_valid_prefix, LicenseKey, LicenseRef};
 use super::views::{ActivationView, Customer, LicenseDetail, LicenseView, Page, ProductView};
 use crate::db::models::{License, LicenseChanges, NewLicense, NewProduct, Product, ProductChanges};
 use crate::db::{activations, licenses, outbox, products};
@@ -188,6 +188,15 @@ fn duration_days(n: i64) -> Result<i32, AppError> {
         })
 }
 
+/// A `max_activations` that may be absent, null (unlimited) or a limit.
+fn nullable_limit(v: Option<Option<i64>>) -> Result<Option<Option<i32>>, AppError> {
+    v.map(|v| {
+        v.map(|n| activation_limit("max_activations", n))
+            .transpose()
+    })
+    .transpose()
+}
+
 fn product_view(conn: &mut PgConnection, p: Product) -> Result<ProductView, AppError> {
     let mut prices = products::prices_of(conn, &[p.id])?;
     let ids = prices.remove(&p.id).unwrap_or_default();
@@ -254,13 +263,7 @@ pub fn update_product(
     let changes = ProductChanges {
         name: req.name.as_deref().map(product_name).transpose()?,
         slug: req.slug.as_deref().map(slug).transpose()?,
-        max_activations: req
-            .max_activations
-            .map(|v| {
-                v.map(|n| activation_limit("max_activations", n))
-                    .transpose()
-            })
-            .transpose()?,
+        max_activations: nullable_limit(req.max_activations)?,
         duration_days: req
             .duration_days
             .map(|v| v.map(duration_days).transpose())
@@ -288,13 +291,8 @@ pub fn find_license(
     conn: &mut PgConnection,
     id_or_key: &str,
 ) -> Result<(License, Product), AppError> {
-    let lookup = match Uuid::parse_str(id_or_key.trim()) {
-        Ok(id) => id.to_string(),
-        Err(_) => LicenseKey::parse(id_or_key)
-            .ok_or_else(|| AppError::not_found("license"))?
-            .into_string(),
-    };
-    licenses::find(conn, &lookup)?.ok_or_else(|| AppError::not_found("license"))
+    let lookup = LicenseRef::parse(id_or_key).ok_or_else(|| AppError::not_found("license"))?;
+    licenses::find(conn, &lookup.as_str())?.ok_or_else(|| AppError::not_found("license"))
 }
 
 fn metadata(value: serde_json::Value) -> Result<serde_json::Value, AppError> {
@@ -319,13 +317,7 @@ pub fn create_license(
         .map(metadata)
         .transpose()?
         .unwrap_or_else(|| serde_json::json!({}));
-    let max_override = req
-        .max_activations
-        .map(|v| {
-            v.map(|n| activation_limit("max_activations", n))
-                .transpose()
-        })
-        .transpose()?;
+    let max_override = nullable_limit(req.max_activations)?;
     conn.transaction(|conn| {
         let product = products::find(conn, req.product.trim())?.ok_or_else(|| {
             AppError::invalid(
@@ -453,13 +445,7 @@ pub fn update_license(
     };
     let changes = LicenseChanges {
         status,
-        max_activations: req
-            .max_activations
-            .map(|v| {
-                v.map(|n| activation_limit("max_activations", n))
-                    .transpose()
-            })
-            .transpose()?,
+        max_activations: nullable_limit(req.max_activations)?,
         expires_at: req.expires_at,
         metadata: req.metadata.clone().map(metadata).transpose()?,
         updated_at: Some(Utc::now()),

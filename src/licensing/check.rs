@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::input::Fingerprint;
-use super::key::LicenseKey;
+use super::key::{LicenseKey, LicenseRef};
 use super::views::{ActivationView, LicenseView};
 use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
@@ -267,15 +267,11 @@ pub fn deactivate(
     key_or_id: &str,
     which: &activations::Selector,
 ) -> QueryResult<Deactivated> {
-    let lookup = match Uuid::parse_str(key_or_id.trim()) {
-        Ok(id) => id.to_string(),
-        Err(_) => match LicenseKey::parse(key_or_id) {
-            Some(key) => key.into_string(),
-            None => return Ok(Deactivated::Refused(Code::NotFound)),
-        },
+    let Some(lookup) = LicenseRef::parse(key_or_id) else {
+        return Ok(Deactivated::Refused(Code::NotFound));
     };
     conn.transaction(|conn| {
-        let Some((license, _)) = licenses::find(conn, &lookup)? else {
+        let Some((license, _)) = licenses::find(conn, &lookup.as_str())? else {
             return Ok(Deactivated::Refused(Code::NotFound));
         };
         match activations::delete(conn, license.id, which)? {

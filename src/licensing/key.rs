@@ -82,6 +82,31 @@ impl LicenseKey {
     }
 }
 
+/// How a path or request names a license: by id (a UUID) or by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LicenseRef {
+    Id(uuid::Uuid),
+    Key(LicenseKey),
+}
+
+impl LicenseRef {
+    /// A UUID is an id; anything else is read leniently as a key. `None`: neither.
+    pub fn parse(input: &str) -> Option<Self> {
+        match uuid::Uuid::parse_str(input.trim()) {
+            Ok(id) => Some(LicenseRef::Id(id)),
+            Err(_) => LicenseKey::parse(input).map(LicenseRef::Key),
+        }
+    }
+
+    /// The string `db::licenses::find` looks up.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            LicenseRef::Id(id) => id.to_string().into(),
+            LicenseRef::Key(key) => key.as_str().into(),
+        }
+    }
+}
+
 /// A product key prefix: 1 to 16 upper-case ASCII letters or digits.
 pub fn is_valid_prefix(p: &str) -> bool {
     (1..=MAX_PREFIX_LEN).contains(&p.len())
