@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::{
-    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
@@ -241,12 +239,11 @@ impl Mailer {
     pub fn new(smtp_url: Option<&SecretString>, mail_dir: &Path) -> Result<Self, EmailError> {
         match smtp_url {
             Some(url) => {
-                let transport =
-                    AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-                        // lettre's error names the problem, not the URL.
-                        .map_err(|e| EmailError::SmtpUrl(e.to_string()))?
-                        .timeout(Some(SMTP_TIMEOUT))
-                        .build();
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    // lettre's error names the problem, not the URL.
+                    .map_err(|e| EmailError::SmtpUrl(e.to_string()))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build();
                 Ok(Mailer::Smtp(transport))
             }
             None => Ok(Mailer::Files(mail_dir.to_owned())),

@@ -155,7 +155,12 @@ fn effect(
     grace_days: u32,
     now: DateTime<Utc>,
 ) -> Result<(String, bool), AppError> {
-    let unreadable = || (format!("ignored: data.object is not a {}", event.event_type), false);
+    let unreadable = || {
+        (
+            format!("ignored: data.object is not a {}", event.event_type),
+            false,
+        )
+    };
     Ok(match event.event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             let Some(session) = event::object::<CheckoutSession>(event) else {
@@ -190,13 +195,9 @@ fn effect(
             let Some(pi) = event::object::<Dispute>(event).and_then(|d| d.payment_intent) else {
                 return Ok(("ignored: the dispute has no payment intent".into(), false));
             };
-            let n = stripe_events::set_status_by_payment_intent(
-                conn,
-                &pi,
-                &["active"],
-                "suspended",
-            )?
-            .len();
+            let n =
+                stripe_events::set_status_by_payment_intent(conn, &pi, &["active"], "suspended")?
+                    .len();
             (format!("suspended {n} license(s): disputed"), false)
         }
         "charge.dispute.closed" => {
@@ -215,7 +216,10 @@ fn effect(
                         "active",
                     )?
                     .len();
-                    (format!("reinstated {n} license(s): dispute {status}"), false)
+                    (
+                        format!("reinstated {n} license(s): dispute {status}"),
+                        false,
+                    )
                 }
                 Some("lost") => {
                     let n = stripe_events::set_status_by_payment_intent(
@@ -285,7 +289,10 @@ fn mint(
     now: DateTime<Utc>,
 ) -> Result<(String, bool), AppError> {
     let session_id = session.id.clone().unwrap_or_default();
-    let Some(email) = session.buyer_email().filter(|e| (3..=320).contains(&e.len())) else {
+    let Some(email) = session
+        .buyer_email()
+        .filter(|e| (3..=320).contains(&e.len()))
+    else {
         tracing::warn!(session = %session_id, "paid checkout without a usable customer email; nothing minted");
         return Ok(("skipped: the session has no customer email".into(), false));
     };

@@ -145,7 +145,10 @@ mod tests {
         let good = sign("whsec_a", 50, BODY);
         let good_sig = good.split_once(",v1=").unwrap().1;
         let header = format!("t=50,v0={good_sig},v1={},v1={good_sig}", "ab".repeat(32));
-        assert_eq!(verify(Some(&header), BODY, &secrets(&["whsec_a"]), 50), Ok(()));
+        assert_eq!(
+            verify(Some(&header), BODY, &secrets(&["whsec_a"]), 50),
+            Ok(())
+        );
         let only_v0 = format!("t=50,v0={good_sig}");
         assert_eq!(
             verify(Some(&only_v0), BODY, &secrets(&["whsec_a"]), 50),

@@ -5,5 +5,8 @@ mod helpers;
 
 mod activation;
 mod admin;
+mod email;
 mod errors;
+mod smtp_server;
+mod stripe;
 mod validate;
