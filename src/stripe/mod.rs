@@ -318,6 +318,8 @@ fn mint(
             None => None,
         };
         let Some(product) = product else {
+            tracing::warn!(session = %session_id, line_item = %item.id, price = ?item.price_id,
+                "checkout line item's price is not mapped to any product; no license minted for it");
             unmapped += 1;
             continue;
         };

@@ -155,3 +155,79 @@ async fn without_smtp_emails_are_written_as_eml_files_from_overridable_templates
     assert!(eml.contains("unlimited"), "no activation limit");
     assert!(eml.contains("never"), "no expiry");
 }
+
+#[tokio::test]
+async fn two_server_instances_on_one_database_send_each_email_exactly_once() {
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with(move |s| {
+        s.smtp_url = Some(SecretString::from(url));
+        s.mail_poll_ms = 20;
+    })
+    .await;
+    // A second process's worth of server and email worker on the same database.
+    let sibling = licensd::Application::build(app.settings.clone())
+        .await
+        .expect("second instance builds");
+    tokio::spawn(sibling.run_until_stopped());
+
+    app.create_product(json!({ "name": "Editor", "slug": "editor" }))
+        .await;
+    let bodies: Vec<_> = (0..20)
+        .map(|i| json!({ "product": "editor", "email": format!("buyer{i}@example.com") }))
+        .collect();
+    let creates = bodies.iter().map(|b| app.admin_post("/v1/licenses", b));
+    for reply in futures::future::join_all(creates).await {
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    let mail = smtp.wait_for(20, Duration::from_secs(20)).await;
+    assert_eq!(mail.len(), 20);
+    // Every row is sent; nothing more arrives after that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while app.count("email_outbox WHERE status = 'sent'").await < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all emails marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut recipients: Vec<String> = smtp.messages().iter().map(|m| m.to[0].clone()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 20, "each email once, none twice");
+    assert_eq!(smtp.messages().len(), 20);
+    assert_eq!(app.count("email_outbox WHERE attempts = 1").await, 20);
+}
+
+#[tokio::test]
+async fn an_email_claimed_by_a_worker_that_died_is_sent_when_its_lease_runs_out() {
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with(move |s| {
+        s.smtp_url = Some(SecretString::from(url));
+        s.mail_poll_ms = 50;
+    })
+    .await;
+    app.create_product(json!({ "name": "Editor", "slug": "editor" }))
+        .await;
+    let license = app.create_license("editor", json!({})).await; // no email queued
+    let id = license["id"].as_str().unwrap().to_owned();
+    app.db(move |conn| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(format!(
+            "INSERT INTO email_outbox (kind, recipient, license_ids, status, attempts, locked_until)
+             VALUES ('license_keys', 'buyer@example.com', ARRAY['{id}'::uuid], 'sending', 1,
+                     now() - interval '1 second')"
+        ))
+        .execute(conn)
+        .unwrap()
+    })
+    .await;
+    let mail = smtp.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].data.contains(license["key"].as_str().unwrap()));
+    let status = app
+        .wait_for_email_status(license["key"].as_str().unwrap(), |s| s["status"] == "sent")
+        .await;
+    assert_eq!(status["attempts"], 2, "{status}");
+}
