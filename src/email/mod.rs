@@ -270,3 +270,67 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_never_shows_the_smtp_url() {
+        let url = SecretString::from("smtps://user:hunter2@smtp.example.com".to_owned());
+        let mailer = Mailer::new(Some(&url), Path::new("/tmp")).unwrap();
+        let shown = format!("{mailer:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("example"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn defaults_list_every_key_with_its_limit_and_expiry_and_escape_html() {
+        let t = Templates::load(None).unwrap();
+        let mut ctx = LicenseEmail::sample();
+        ctx.product_names = "A <b>&</b> B".into();
+        ctx.licenses.push(LicenseLine {
+            key: "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ".into(),
+            product_name: "B".into(),
+            product_slug: "b".into(),
+            max_activations: None,
+            expires_at: Some("2030-01-01 00:00 UTC".into()),
+        });
+        let (subject, text, html) = t.render(&ctx).unwrap();
+        assert_eq!(subject, "Your license keys for A <b>&</b> B");
+        for body in [&text, &html] {
+            assert!(body.contains("XXXXX-XXXXX-XXXXX-XXXXX-XXXXX"));
+            assert!(body.contains("ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ"));
+            assert!(body.contains("unlimited") && body.contains("2030-01-01 00:00 UTC"));
+            assert!(body.contains("never") && body.contains('3'));
+        }
+        assert!(
+            html.contains("A &lt;b&gt;&amp;&lt;") && !html.contains("<b>"),
+            "{html}"
+        );
+        let msg = build_message(
+            Uuid::nil(),
+            "licenses@shop.example",
+            "a@b.example",
+            (subject, text, html),
+        )
+        .unwrap();
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(
+            raw.contains("Message-ID: <00000000000000000000000000000000@shop.example>"),
+            "{raw}"
+        );
+    }
+
+    #[test]
+    fn a_broken_override_is_reported_at_load() {
+        let dir = std::env::temp_dir().join(format!("licensd-tpl-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("license_email.txt"), "{% for %}").unwrap();
+        let err = Templates::load(Some(&dir)).unwrap_err();
+        assert!(err.to_string().contains("license_email.txt"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -112,3 +112,20 @@ impl StripeApi {
         Ok(sub.period_end())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let key = SecretString::from("sk_live_do_not_print");
+        let api = StripeApi::new(Some(&key), "http://127.0.0.1:1").unwrap();
+        let shown = format!("{api:?}");
+        assert!(!shown.contains("sk_live"), "{shown}");
+        assert!(matches!(
+            StripeApi::new(None, "http://x").unwrap().client(),
+            Err(ApiError::NoApiKey)
+        ));
+    }
+}
