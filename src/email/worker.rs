@@ -118,8 +118,8 @@ async fn deliver(
             })
             .await
         }
-        Err(error) => {
-            let give_up = config.max_attempts > 0 && attempts >= config.max_attempts;
+        Err(Failure { error, permanent }) => {
+            let give_up = permanent || (config.max_attempts > 0 && attempts >= config.max_attempts);
             let wait = backoff(config.retry_base, attempts);
             tracing::warn!(email_id = %id, attempts, give_up, retry_in_ms = wait.as_millis() as u64, %error, "license email not sent");
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(LEASE);
@@ -136,25 +136,50 @@ async fn deliver(
     }
 }
 
+/// Why a send failed; a permanent failure (a bad address, a template that cannot
+/// render) is not retried, since retrying cannot help.
+struct Failure {
+    error: String,
+    permanent: bool,
+}
+
+impl Failure {
+    fn retry(e: impl ToString) -> Self {
+        Failure {
+            error: e.to_string(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(e: impl ToString) -> Self {
+        Failure {
+            error: e.to_string(),
+            permanent: true,
+        }
+    }
+}
+
 async fn send(
     pool: &Pool,
     mailer: &Mailer,
     templates: &Templates,
     config: &WorkerConfig,
     email: &OutboxEmail,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let row = email.clone();
     let rows = db::run(pool, move |conn| Ok(outbox::licenses_of(conn, &row)?))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(Failure::retry)?;
     if rows.is_empty() {
-        return Err("the licenses of this email no longer exist".into());
+        return Err(Failure::permanent(
+            "the licenses of this email no longer exist",
+        ));
     }
     let ctx = LicenseEmail::new(&email.recipient, &rows, &config.public_url);
-    let rendered = templates.render(&ctx).map_err(|e| e.to_string())?;
+    let rendered = templates.render(&ctx).map_err(Failure::permanent)?;
     let message = build_message(email.id, &config.mail_from, &email.recipient, rendered)
-        .map_err(|e| e.to_string())?;
-    mailer.send(message).await.map_err(|e| e.to_string())
+        .map_err(Failure::permanent)?;
+    mailer.send(message).await.map_err(Failure::retry)
 }
 
 #[cfg(test)]

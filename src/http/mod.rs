@@ -118,7 +118,7 @@ impl Application {
                 mail_from: settings.mail_from.clone(),
                 public_url: settings.public_url.clone(),
                 poll: Duration::from_millis(settings.mail_poll_ms.max(10)),
-                retry_base: Duration::from_millis(settings.mail_retry_base_ms),
+                retry_base: Duration::from_millis(settings.mail_retry_base_ms.max(10)),
                 max_attempts: settings.mail_max_attempts,
             },
             mail_wake,

@@ -231,3 +231,29 @@ async fn an_email_claimed_by_a_worker_that_died_is_sent_when_its_lease_runs_out(
         .await;
     assert_eq!(status["attempts"], 2, "{status}");
 }
+
+#[tokio::test]
+async fn an_address_that_can_never_work_is_marked_failed_without_retrying() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    app.create_product(json!({ "name": "App Pro", "stripe_price_ids": ["price_pro"] }))
+        .await;
+    let session = "cs_test_a1B2c3D4e5F6g7H8i9J0paid";
+    stripe
+        .line_items(session, &[line_item("li_1", "price_pro", 1)])
+        .await;
+    let mut e = event("checkout_session_completed");
+    e["data"]["object"]["customer_details"]["email"] = json!("not an address");
+    let reply = app.post_webhook(&e).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let key = app.keys_of_session(session).await.remove(0);
+    let status = app
+        .wait_for_email_status(&key, |s| s["status"] == "failed")
+        .await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["attempts"], 1);
+    assert!(status["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid address"));
+}
