@@ -520,3 +520,61 @@ async fn an_unknown_event_type_is_recorded_and_ignored() {
     assert_eq!(reply.error_code(), "invalid_event");
     assert_eq!(app.count("stripe_events").await, 2);
 }
+
+#[tokio::test]
+async fn the_sign_event_helper_posts_a_fixture_the_server_accepts() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stripe/customer_updated.json"
+    );
+    let url = app.url("/webhooks/stripe");
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_licensd"))
+                .args(args)
+                .env_remove("LICENSD_STRIPE_WEBHOOK_SECRETS")
+                .output()
+                .unwrap()
+        })
+    };
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = ["stripe", "sign-event", fixture, "--secret", WEBHOOK_SECRET]
+            .map(String::from)
+            .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+
+    let printed = run(args(&[])).await.unwrap();
+    assert!(printed.status.success());
+    let header = String::from_utf8(printed.stdout).unwrap();
+    let header = header
+        .trim()
+        .strip_prefix("Stripe-Signature: ")
+        .unwrap()
+        .to_owned();
+    let body = std::fs::read_to_string(fixture).unwrap();
+    let reply = app.post_webhook_raw(&body, Some(&header)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let stale = run(args(&["--url", &url, "--timestamp", "1000"]))
+        .await
+        .unwrap();
+    assert!(!stale.status.success(), "a stale signature is refused");
+    assert!(String::from_utf8_lossy(&stale.stdout).contains("invalid_signature"));
+
+    let posted = run(args(&["--url", &url])).await.unwrap();
+    assert!(
+        posted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&posted.stderr)
+    );
+    let out = String::from_utf8(posted.stdout).unwrap();
+    assert!(
+        out.starts_with("200 OK") && out.contains("\"duplicate\":true"),
+        "{out}"
+    );
+    assert_eq!(app.count("stripe_events").await, 1);
+}
