@@ -18,6 +18,21 @@ pub enum ApiError {
     NoApiKey,
     #[error("Stripe API request failed: {0}")]
     Request(String),
+    /// Stripe answered, with a 4xx: retrying the same request will not help.
+    #[error("Stripe API refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+fn api_error(e: ::stripe::StripeError) -> ApiError {
+    match e {
+        ::stripe::StripeError::Stripe(ref err, status) if (400..500).contains(&status) => {
+            ApiError::Refused {
+                status,
+                message: err.message.clone().unwrap_or_default(),
+            }
+        }
+        other => ApiError::Request(other.to_string()),
+    }
 }
 
 /// One line of a checkout: which price, how many.
@@ -78,7 +93,7 @@ impl StripeApi {
             .stream(client)
             .try_collect()
             .await
-            .map_err(|e| ApiError::Request(e.to_string()))?;
+            .map_err(api_error)?;
         Ok(items
             .into_iter()
             .map(|item| LineItem {
@@ -105,7 +120,7 @@ impl StripeApi {
         .customize()
         .send(client)
         .await
-        .map_err(|e| ApiError::Request(e.to_string()))?;
+        .map_err(api_error)?;
         let text = miniserde::json::to_string(&value);
         let sub: Subscription =
             serde_json::from_str(&text).map_err(|e| ApiError::Request(e.to_string()))?;

@@ -81,7 +81,15 @@ pub async fn prepare(event: &Event, api: &StripeApi) -> Result<Prepared, ApiErro
         let id = session.id.as_deref().unwrap_or_default();
         prepared.line_items = api.line_items(id).await?;
         if let Some(sub) = session.subscription.as_deref() {
-            prepared.period_end = api.subscription_period_end(sub).await?;
+            prepared.period_end = match api.subscription_period_end(sub).await {
+                // A subscription Stripe will not show (deleted meanwhile, say) must not
+                // hold up the keys: mint with the product's duration instead.
+                Err(ApiError::Refused { status, message }) => {
+                    tracing::warn!(subscription = %sub, status, %message, "cannot read the subscription");
+                    None
+                }
+                other => other?,
+            };
         }
     } else if event.event_type == "invoice.paid" {
         if let Some(invoice) = event::object::<Invoice>(event) {

@@ -487,6 +487,20 @@ impl FakeStripe {
             .await;
     }
 
+    /// `GET /v1/subscriptions/{id}` answers 404, as Stripe does for a deleted one.
+    pub async fn no_such_subscription(&self, id: &str) {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/subscriptions/{id}")))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+                "error": { "type": "invalid_request_error", "code": "resource_missing",
+                           "param": "id", "message": format!("No such subscription: '{id}'") }
+            })))
+            .mount(&self.server)
+            .await;
+    }
+
     /// Every request fails with a 500 until [`FakeStripe::recover`].
     pub async fn fail(&self) {
         use wiremock::{matchers::any, Mock, ResponseTemplate};

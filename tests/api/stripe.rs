@@ -578,3 +578,22 @@ async fn the_sign_event_helper_posts_a_fixture_the_server_accepts() {
     );
     assert_eq!(app.count("stripe_events").await, 1);
 }
+
+#[tokio::test]
+async fn a_subscription_stripe_no_longer_shows_still_mints_with_the_products_duration() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    app.create_product(
+        json!({ "name": "App Monthly", "stripe_price_ids": ["price_monthly"],
+                               "duration_days": 31 }),
+    )
+    .await;
+    stripe
+        .line_items(SUB_SESSION, &[line_item("li_sub", "price_monthly", 1)])
+        .await;
+    stripe.no_such_subscription(SUBSCRIPTION).await;
+    assert_ok(&app, &event("checkout_session_completed_subscription")).await;
+    let key = app.keys_of_session(SUB_SESSION).await.remove(0);
+    let days = (expires_at(&app, &key).await - Utc::now()).num_hours() as f64 / 24.0;
+    assert!((30.9..=31.0).contains(&days), "{days}");
+}
