@@ -6,5 +6,8 @@ mod helpers;
 mod activation;
 mod admin;
 mod cli;
+mod email;
 mod errors;
+mod smtp_server;
+mod stripe;
 mod validate;
