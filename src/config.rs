@@ -28,6 +28,15 @@ pub struct Settings {
 
     pub last_seen_interval_secs: u32,
 
+    /// Drop-in endpoints of other license services (`http::compat`), each switchable.
+    pub compat_checkoutkeys: bool,
+    pub compat_wckm: bool,
+    pub compat_sellapp: bool,
+    pub compat_keymint: bool,
+    /// Key of the HMAC behind WC Key Manager's `checksum` field.
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub compat_wckm_checksum_secret: Option<SecretString>,
+
     #[serde(default, deserialize_with = "comma_separated_secrets")]
     pub stripe_webhook_secrets: Vec<SecretString>,
     #[serde(default, deserialize_with = "optional_secret")]
