@@ -5,5 +5,7 @@ mod helpers;
 
 mod activation;
 mod admin;
+mod compat_checkoutkeys;
+mod compat_wckm;
 mod errors;
 mod validate;

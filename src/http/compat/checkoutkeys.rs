@@ -4,7 +4,7 @@
 //! (our `active` / `suspended`). Bodies are `{"status", "message"}`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 
 use super::form_params;
@@ -138,10 +138,15 @@ async fn activate_deactivate(
         Ok(_) if enabled => reply(StatusCode::OK, "success", "License key activated."),
         Ok(_) => reply(StatusCode::OK, "success", "License key deactivated."),
         Err(AppError::NotFound { .. }) => reply(StatusCode::NOT_FOUND, "error", NOT_FOUND),
+        // CheckoutKeys' documented failure body; a database outage keeps its 503.
         Err(e) => {
+            let status = match e.status_code() {
+                s if s.is_server_error() => s,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
             tracing::error!(error = %e, "checkoutkeys activateDeactivate failed");
             reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                status,
                 "error",
                 "Failed to activate/deactivate license key.",
             )

@@ -7,7 +7,7 @@
 //! software, where the license key is the credential.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
@@ -41,6 +41,16 @@ fn error(status: StatusCode, message: &str) -> HttpResponse {
 
 fn missing_params() -> HttpResponse {
     error(StatusCode::BAD_REQUEST, "Missing required params")
+}
+
+/// Keymint's documented failure body; a database outage keeps its 503.
+fn server_error(e: &AppError) -> HttpResponse {
+    tracing::error!(error = %e, "keymint request failed");
+    let status = match e.status_code() {
+        s if s.is_server_error() => s,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, "Server error")
 }
 
 fn invalid_key() -> HttpResponse {
@@ -103,7 +113,7 @@ async fn get_key(
     let detail = match db::run(&state.pool, move |conn| admin::get_license(conn, &key)).await {
         Ok(detail) => detail,
         Err(AppError::NotFound { .. }) => return Ok(invalid_key()),
-        Err(e) => return Err(e),
+        Err(e) => return Ok(server_error(&e)),
     };
     let l = &detail.license;
     if !check::product_matches(&product, l.product.id, &l.product.slug) {
@@ -190,15 +200,16 @@ async fn activate_key(
     let outcome = db::run(&state.pool, move |conn| {
         Ok(check::activate_with(conn, &req, &expect)?)
     })
-    .await?;
+    .await;
     Ok(match outcome {
-        ActivateOutcome::Done { license, .. } => HttpResponse::Ok().json(json!({
+        Err(e) => server_error(&e),
+        Ok(ActivateOutcome::Done { license, .. }) => HttpResponse::Ok().json(json!({
             "code": 0,
             "message": "License valid",
             "licensee_name": license.customer_name,
             "licensee_email": license.email,
         })),
-        ActivateOutcome::Refused(code) => refusal(code),
+        Ok(ActivateOutcome::Refused(code)) => refusal(code),
     })
 }
 
@@ -222,12 +233,13 @@ async fn deactivate_key(
     let outcome = db::run(&state.pool, move |conn| {
         Ok(check::deactivate_with(conn, &key, which.as_ref(), &expect)?)
     })
-    .await?;
+    .await;
     Ok(match outcome {
-        DeactivateOutcome::Done { .. } => HttpResponse::Ok().json(json!({
+        Err(e) => server_error(&e),
+        Ok(DeactivateOutcome::Done { .. }) => HttpResponse::Ok().json(json!({
             "message": if one { "Device deactivated" } else { "All devices deactivated" },
             "code": 0,
         })),
-        DeactivateOutcome::Refused(code) => refusal(code),
+        Ok(DeactivateOutcome::Refused(code)) => refusal(code),
     })
 }
