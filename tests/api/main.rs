@@ -6,6 +6,8 @@ mod helpers;
 mod activation;
 mod admin;
 mod compat_checkoutkeys;
+mod compat_keymint;
+mod compat_sellapp;
 mod compat_wckm;
 mod errors;
 mod validate;
