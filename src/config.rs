@@ -136,6 +136,20 @@ mod tests {
     }
 
     #[test]
+    fn compat_switches_default_on_and_read_env_strings() {
+        let s = Settings::defaults().unwrap();
+        assert!(s.compat_checkoutkeys && s.compat_wckm && s.compat_sellapp && s.compat_keymint);
+        assert!(s.compat_wckm_checksum_secret.is_none());
+        // As `LICENSD_COMPAT_WCKM=false` arrives (a unique prefix keeps other tests out).
+        std::env::set_var("LICENSD_CFGTEST_COMPAT_WCKM", "false");
+        let f = Figment::from(Toml::string(DEFAULT_TOML)).merge(Env::prefixed("LICENSD_CFGTEST_"));
+        let s = Settings::extract(f).unwrap();
+        std::env::remove_var("LICENSD_CFGTEST_COMPAT_WCKM");
+        assert!(!s.compat_wckm);
+        assert!(s.compat_keymint);
+    }
+
+    #[test]
     fn env_style_secret_list_is_split() {
         let f = Figment::from(Toml::string(DEFAULT_TOML))
             .merge(("stripe_webhook_secrets", "whsec_a, whsec_b,"));
