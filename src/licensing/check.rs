@@ -92,13 +92,18 @@ pub fn product_matches(want: &str, id: Uuid, slug: &str) -> bool {
 }
 
 /// PRODUCT_MISMATCH or EMAIL_MISMATCH, in that order, if the caller expects otherwise.
-fn expectation_refusal(expect: &Expect, l: &License, p: &Product) -> Option<Code> {
-    if let Some(want) = expect.product.as_deref() {
+fn expectation_refusal(
+    product: Option<&str>,
+    email: Option<&str>,
+    l: &License,
+    p: &Product,
+) -> Option<Code> {
+    if let Some(want) = product {
         if !product_matches(want, p.id, &p.slug) {
             return Some(Code::ProductMismatch);
         }
     }
-    if let Some(email) = expect.email.as_deref().map(str::trim) {
+    if let Some(email) = email.map(str::trim) {
         if !email.eq_ignore_ascii_case(l.email.trim()) {
             return Some(Code::EmailMismatch);
         }
@@ -150,11 +155,7 @@ pub fn decide(
     if let Some(code) = status_refusal(l, now) {
         return code;
     }
-    let expect = Expect {
-        product: req.product.clone(),
-        email: req.email.clone(),
-    };
-    if let Some(code) = expectation_refusal(&expect, l, p) {
+    if let Some(code) = expectation_refusal(req.product.as_deref(), req.email.as_deref(), l, p) {
         return code;
     }
     let asks_for_device = req.fingerprint.is_some() || req.activation_id.is_some();
@@ -326,7 +327,12 @@ pub fn activate_with(
         if let Some(code) = status_refusal(&license, now) {
             return Err(Abort::Refused(code));
         }
-        if let Some(code) = expectation_refusal(expect, &license, &product) {
+        if let Some(code) = expectation_refusal(
+            expect.product.as_deref(),
+            expect.email.as_deref(),
+            &license,
+            &product,
+        ) {
             return Err(Abort::Refused(code));
         }
         let new = NewActivation {
@@ -434,7 +440,12 @@ pub fn deactivate_with(
         let Some((license, product)) = licenses::find(conn, &lookup)? else {
             return Ok(DeactivateOutcome::Refused(Code::NotFound));
         };
-        if let Some(code) = expectation_refusal(expect, &license, &product) {
+        if let Some(code) = expectation_refusal(
+            expect.product.as_deref(),
+            expect.email.as_deref(),
+            &license,
+            &product,
+        ) {
             return Ok(DeactivateOutcome::Refused(code));
         }
         let removed = match which {
