@@ -552,5 +552,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decide(&with_device, &l, &p, None, now), Code::NotActivated);
+        let by_activation_id = ValidateRequest {
+            activation_id: Some(Uuid::new_v4()),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&by_activation_id, &l, &p, None, now),
+            Code::NotActivated
+        );
     }
 }
