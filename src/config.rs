@@ -28,6 +28,15 @@ pub struct Settings {
 
     pub last_seen_interval_secs: u32,
 
+    /// Drop-in endpoints of other license services (`http::compat`), each switchable.
+    pub compat_checkoutkeys: bool,
+    pub compat_wckm: bool,
+    pub compat_sellapp: bool,
+    pub compat_keymint: bool,
+    /// Key of the HMAC behind WC Key Manager's `checksum` field.
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub compat_wckm_checksum_secret: Option<SecretString>,
+
     #[serde(default, deserialize_with = "comma_separated_secrets")]
     pub stripe_webhook_secrets: Vec<SecretString>,
     #[serde(default, deserialize_with = "optional_secret")]
@@ -137,6 +146,20 @@ mod tests {
         assert!(s.stripe_webhook_secrets.is_empty());
         assert!(s.smtp_url.is_none());
         assert!(!format!("{s:?}").contains("postgres://"));
+    }
+
+    #[test]
+    fn compat_switches_default_on_and_read_env_strings() {
+        let s = Settings::defaults().unwrap();
+        assert!(s.compat_checkoutkeys && s.compat_wckm && s.compat_sellapp && s.compat_keymint);
+        assert!(s.compat_wckm_checksum_secret.is_none());
+        // As `LICENSD_COMPAT_WCKM=false` arrives (a unique prefix keeps other tests out).
+        std::env::set_var("LICENSD_CFGTEST_COMPAT_WCKM", "false");
+        let f = Figment::from(Toml::string(DEFAULT_TOML)).merge(Env::prefixed("LICENSD_CFGTEST_"));
+        let s = Settings::extract(f).unwrap();
+        std::env::remove_var("LICENSD_CFGTEST_COMPAT_WCKM");
+        assert!(!s.compat_wckm);
+        assert!(s.compat_keymint);
     }
 
     #[test]

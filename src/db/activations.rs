@@ -67,6 +67,13 @@ pub fn delete(
     deleted.optional()
 }
 
+/// Removes every activation of a license, returning them.
+pub fn delete_all(conn: &mut PgConnection, license_id: Uuid) -> QueryResult<Vec<Activation>> {
+    diesel::delete(activations::table.filter(activations::license_id.eq(license_id)))
+        .returning(Activation::as_returning())
+        .get_results(conn)
+}
+
 /// Refreshes `last_seen_at` unless it was refreshed within `min_interval`: the
 /// throttle that keeps the validate path free of a write per call.
 pub fn touch_if_stale(

@@ -27,19 +27,23 @@ pub fn find(conn: &mut PgConnection, id_or_key: &str) -> QueryResult<Option<(Lic
     query.first(conn).optional()
 }
 
-/// The validate hot path: license, product and (if a fingerprint is given) its
-/// activation, in one indexed read.
+/// The validate hot path: license, product and (if a fingerprint or an activation id
+/// is given) that activation, in one indexed read.
 pub fn find_for_check(
     conn: &mut PgConnection,
     key: &str,
     fingerprint: Option<&str>,
+    activation_id: Option<Uuid>,
 ) -> QueryResult<Option<(License, Product, Option<Activation>)>> {
     licenses::table
         .inner_join(products::table)
         .left_join(
-            activations::table.on(activations::license_id
-                .eq(licenses::id)
-                .and(activations::fingerprint.nullable().eq(fingerprint))),
+            activations::table.on(activations::license_id.eq(licenses::id).and(
+                activations::fingerprint
+                    .nullable()
+                    .eq(fingerprint)
+                    .or(activations::id.nullable().eq(activation_id)),
+            )),
         )
         .filter(licenses::key.eq(key))
         .select((
@@ -136,9 +140,14 @@ pub fn try_take_seat(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
 }
 
 pub fn release_seat(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
+    release_seats(conn, id, 1)
+}
+
+/// Frees `n` seats at once (all devices of a license deactivated together).
+pub fn release_seats(conn: &mut PgConnection, id: Uuid, n: i32) -> QueryResult<()> {
     diesel::update(licenses::table.find(id))
         .set((
-            licenses::activations_count.eq(licenses::activations_count - 1),
+            licenses::activations_count.eq(licenses::activations_count - n),
             licenses::updated_at.eq(Utc::now()),
         ))
         .execute(conn)?;

@@ -3,6 +3,7 @@
 //! through `db::run`, and shape the response.
 
 mod admin;
+pub mod compat;
 pub mod error;
 pub mod extract;
 mod ops;
@@ -101,6 +102,7 @@ impl Application {
                 .configure(public::routes)
                 .configure(admin::routes)
                 .configure(webhook::routes)
+                .configure(|cfg| compat::routes(cfg, &state.settings))
         })
         .listen(listener)
         .map_err(AppError::internal)?

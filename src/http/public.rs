@@ -50,6 +50,7 @@ async fn validate(
             .as_deref()
             .map(|f| Fingerprint::parse("fingerprint", f))
             .transpose()?,
+        activation_id: None,
         product: body.product,
         email: body.email,
     };

@@ -461,6 +461,28 @@ pub fn update_license(
     })
 }
 
+/// Switches a whole license on (`active`) or off (`suspended`), as the CheckoutKeys
+/// API's activate/deactivate does. Switching off leaves a revoked license revoked:
+/// it is already off, and a refund's revocation must not soften into a suspension.
+pub fn set_license_enabled(
+    conn: &mut PgConnection,
+    id_or_key: &str,
+    enabled: bool,
+) -> Result<LicenseView, AppError> {
+    conn.transaction(|conn| {
+        let (license, product) = find_license(conn, id_or_key)?;
+        if !enabled && license.status == "revoked" {
+            return Ok(LicenseView::admin(license, &product, Utc::now()));
+        }
+        let status = if enabled { "active" } else { "suspended" };
+        let changes = UpdateLicense {
+            status: Some(status.to_owned()),
+            ..Default::default()
+        };
+        update_license(conn, &license.id.to_string(), &changes)
+    })
+}
+
 /// Queues the license email again (`POST /v1/licenses/{id}/resend-email`).
 pub fn resend_email(conn: &mut PgConnection, id_or_key: &str) -> Result<Uuid, AppError> {
     let (license, _) = find_license(conn, id_or_key)?;

@@ -69,9 +69,46 @@ impl Code {
 pub struct ValidateRequest {
     pub key: String,
     pub fingerprint: Option<Fingerprint>,
+    /// The device by activation id instead of fingerprint (SellApp's `instance_id`).
+    pub activation_id: Option<Uuid>,
     /// Product id or slug the software expects.
     pub product: Option<String>,
     pub email: Option<String>,
+}
+
+/// What an activate or deactivate caller expects of the license besides its key
+/// (the compatibility APIs send a product id and an email along).
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    /// Product id or slug.
+    pub product: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Whether `want` (a product id or slug, as the caller sent it) names the product.
+pub fn product_matches(want: &str, id: Uuid, slug: &str) -> bool {
+    let want = want.trim();
+    want == id.to_string() || want.eq_ignore_ascii_case(slug)
+}
+
+/// PRODUCT_MISMATCH or EMAIL_MISMATCH, in that order, if the caller expects otherwise.
+fn expectation_refusal(
+    product: Option<&str>,
+    email: Option<&str>,
+    l: &License,
+    p: &Product,
+) -> Option<Code> {
+    if let Some(want) = product {
+        if !product_matches(want, p.id, &p.slug) {
+            return Some(Code::ProductMismatch);
+        }
+    }
+    if let Some(email) = email.map(str::trim) {
+        if !email.eq_ignore_ascii_case(l.email.trim()) {
+            return Some(Code::EmailMismatch);
+        }
+    }
+    None
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,48 +155,74 @@ pub fn decide(
     if let Some(code) = status_refusal(l, now) {
         return code;
     }
-    if let Some(want) = req.product.as_deref().map(str::trim) {
-        let matches = want == p.id.to_string() || want.eq_ignore_ascii_case(&p.slug);
-        if !matches {
-            return Code::ProductMismatch;
-        }
+    if let Some(code) = expectation_refusal(req.product.as_deref(), req.email.as_deref(), l, p) {
+        return code;
     }
-    if let Some(email) = req.email.as_deref().map(str::trim) {
-        if !email.eq_ignore_ascii_case(l.email.trim()) {
-            return Code::EmailMismatch;
-        }
-    }
-    if req.fingerprint.is_some() && activation.is_none() {
+    let asks_for_device = req.fingerprint.is_some() || req.activation_id.is_some();
+    if asks_for_device && activation.is_none() {
         return Code::NotActivated;
     }
     Code::Valid
 }
 
-/// Answers a validate call with one indexed read; a known device's `last_seen_at` is
+/// A validate decision with the rows it was made from, for callers (the
+/// compatibility adapters) that shape their own answer.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub code: Code,
+    /// Absent only when the code is NOT_FOUND.
+    pub found: Option<(License, Product)>,
+    pub activation: Option<Activation>,
+    pub now: DateTime<Utc>,
+}
+
+/// The validate decision with one indexed read; a known device's `last_seen_at` is
 /// refreshed at most once per `last_seen_interval`.
-pub fn validate(
+pub fn check(
     conn: &mut PgConnection,
     req: &ValidateRequest,
     last_seen_interval: Duration,
-) -> QueryResult<Validation> {
+) -> QueryResult<Checked> {
     let now = Utc::now();
+    let not_found = Checked {
+        code: Code::NotFound,
+        found: None,
+        activation: None,
+        now,
+    };
     let Some(key) = LicenseKey::parse(&req.key) else {
-        return Ok(Validation::of(Code::NotFound, None, None));
+        return Ok(not_found);
     };
     let fingerprint = req.fingerprint.as_ref().map(Fingerprint::as_str);
     let Some((license, product, activation)) =
-        licenses::find_for_check(conn, key.as_str(), fingerprint)?
+        licenses::find_for_check(conn, key.as_str(), fingerprint, req.activation_id)?
     else {
-        return Ok(Validation::of(Code::NotFound, None, None));
+        return Ok(not_found);
     };
     let code = decide(req, &license, &product, activation.as_ref(), now);
     if let Some(a) = &activation {
         activations::touch_if_stale(conn, a, last_seen_interval)?;
     }
-    Ok(Validation::of(
+    Ok(Checked {
         code,
-        Some(LicenseView::public(license, &product, now)),
-        activation.map(ActivationView::from),
+        found: Some((license, product)),
+        activation,
+        now,
+    })
+}
+
+/// Answers a validate call of the public API (see [`check`]).
+pub fn validate(
+    conn: &mut PgConnection,
+    req: &ValidateRequest,
+    last_seen_interval: Duration,
+) -> QueryResult<Validation> {
+    let c = check(conn, req, last_seen_interval)?;
+    Ok(Validation::of(
+        c.code,
+        c.found
+            .map(|(license, product)| LicenseView::public(license, &product, c.now)),
+        c.activation.map(ActivationView::from),
     ))
 }
 
@@ -200,18 +263,76 @@ impl From<diesel::result::Error> for Abort {
     }
 }
 
-/// Activates a device. The seat is taken by a conditional UPDATE in the same
-/// transaction as the activation row, so the limit holds under any concurrency and
-/// across instances; a refused activation leaves nothing behind.
+/// Activates a device for the public API (see [`activate_with`]).
 pub fn activate(conn: &mut PgConnection, req: &ActivateRequest) -> QueryResult<Activated> {
     let now = Utc::now();
+    Ok(match activate_with(conn, req, &Expect::default())? {
+        ActivateOutcome::Done {
+            new,
+            activation,
+            license,
+            product,
+        } => {
+            let license = LicenseView::public(license, &product, now);
+            if new {
+                Activated::New {
+                    activation,
+                    license,
+                }
+            } else {
+                Activated::Existing {
+                    activation,
+                    license,
+                }
+            }
+        }
+        ActivateOutcome::Refused(code) => Activated::Refused(code),
+    })
+}
+
+/// An activation with the rows it touched, for callers that shape their own answer.
+// Built once per request and matched at once: boxing the rows would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum ActivateOutcome {
+    Done {
+        /// A new seat was taken (false: the fingerprint was already activated).
+        new: bool,
+        activation: Activation,
+        /// The license as it is after the activation.
+        license: License,
+        product: Product,
+    },
+    /// NOT_FOUND, REVOKED, SUSPENDED, EXPIRED, PRODUCT_MISMATCH, EMAIL_MISMATCH or
+    /// TOO_MANY_ACTIVATIONS.
+    Refused(Code),
+}
+
+/// Activates a device. The seat is taken by a conditional UPDATE in the same
+/// transaction as the activation row, so the limit holds under any concurrency and
+/// across instances; a refused activation leaves nothing behind. `expect` refuses a
+/// license of another product or buyer before any seat is taken.
+pub fn activate_with(
+    conn: &mut PgConnection,
+    req: &ActivateRequest,
+    expect: &Expect,
+) -> QueryResult<ActivateOutcome> {
+    let now = Utc::now();
     let Some(key) = LicenseKey::parse(&req.key) else {
-        return Ok(Activated::Refused(Code::NotFound));
+        return Ok(ActivateOutcome::Refused(Code::NotFound));
     };
     let result = conn.transaction::<_, Abort, _>(|conn| {
         let (license, product) =
             licenses::find(conn, key.as_str())?.ok_or(Abort::Refused(Code::NotFound))?;
         if let Some(code) = status_refusal(&license, now) {
+            return Err(Abort::Refused(code));
+        }
+        if let Some(code) = expectation_refusal(
+            expect.product.as_deref(),
+            expect.email.as_deref(),
+            &license,
+            &product,
+        ) {
             return Err(Abort::Refused(code));
         }
         let new = NewActivation {
@@ -229,9 +350,11 @@ pub fn activate(conn: &mut PgConnection, req: &ActivateRequest) -> QueryResult<A
                     activations_count: license.activations_count + 1,
                     ..license
                 };
-                Ok(Activated::New {
+                Ok(ActivateOutcome::Done {
+                    new: true,
                     activation,
-                    license: LicenseView::public(license, &product, now),
+                    license,
+                    product,
                 })
             }
             None => {
@@ -239,16 +362,18 @@ pub fn activate(conn: &mut PgConnection, req: &ActivateRequest) -> QueryResult<A
                     activations::find_by_fingerprint(conn, license.id, req.fingerprint.as_str())?
                         .ok_or(diesel::result::Error::NotFound)?;
                 activations::touch_if_stale(conn, &activation, Duration::zero())?;
-                Ok(Activated::Existing {
+                Ok(ActivateOutcome::Done {
+                    new: false,
                     activation,
-                    license: LicenseView::public(license, &product, now),
+                    license,
+                    product,
                 })
             }
         }
     });
     match result {
         Ok(done) => Ok(done),
-        Err(Abort::Refused(code)) => Ok(Activated::Refused(code)),
+        Err(Abort::Refused(code)) => Ok(ActivateOutcome::Refused(code)),
         Err(Abort::Db(e)) => Err(e),
     }
 }
@@ -267,20 +392,78 @@ pub fn deactivate(
     key_or_id: &str,
     which: &activations::Selector,
 ) -> QueryResult<Deactivated> {
+    Ok(
+        match deactivate_with(conn, key_or_id, Some(which), &Expect::default())? {
+            DeactivateOutcome::Done { removed, .. } => match removed.first() {
+                Some(a) => Deactivated::Done(a.id),
+                None => Deactivated::Refused(Code::NotActivated),
+            },
+            DeactivateOutcome::Refused(code) => Deactivated::Refused(code),
+        },
+    )
+}
+
+/// A deactivation with the rows it touched, for callers that shape their own answer.
+// Built once per request and matched at once: boxing the rows would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum DeactivateOutcome {
+    Done {
+        /// The activations removed: one for a selector, every one (maybe none) for all.
+        removed: Vec<Activation>,
+        /// The license as it is after the deactivation.
+        license: License,
+        product: Product,
+    },
+    /// NOT_FOUND, PRODUCT_MISMATCH, EMAIL_MISMATCH, or NOT_ACTIVATED (a selector that
+    /// matches no activation).
+    Refused(Code),
+}
+
+/// Removes the activation `which` selects (every activation when `None`) of the
+/// license named by `key_or_id`, and frees the seats, in one transaction. A license
+/// of another product or buyer than `expect` names is refused untouched.
+pub fn deactivate_with(
+    conn: &mut PgConnection,
+    key_or_id: &str,
+    which: Option<&activations::Selector>,
+    expect: &Expect,
+) -> QueryResult<DeactivateOutcome> {
     let Some(lookup) = LicenseRef::parse(key_or_id) else {
-        return Ok(Deactivated::Refused(Code::NotFound));
+        return Ok(DeactivateOutcome::Refused(Code::NotFound));
     };
     conn.transaction(|conn| {
-        let Some((license, _)) = licenses::find(conn, &lookup.as_str())? else {
-            return Ok(Deactivated::Refused(Code::NotFound));
+        let Some((license, product)) = licenses::find(conn, &lookup.as_str())? else {
+            return Ok(DeactivateOutcome::Refused(Code::NotFound));
         };
-        match activations::delete(conn, license.id, which)? {
-            Some(a) => {
-                licenses::release_seat(conn, license.id)?;
-                Ok(Deactivated::Done(a.id))
-            }
-            None => Ok(Deactivated::Refused(Code::NotActivated)),
+        if let Some(code) = expectation_refusal(
+            expect.product.as_deref(),
+            expect.email.as_deref(),
+            &license,
+            &product,
+        ) {
+            return Ok(DeactivateOutcome::Refused(code));
         }
+        let removed = match which {
+            Some(which) => match activations::delete(conn, license.id, which)? {
+                Some(a) => vec![a],
+                None => return Ok(DeactivateOutcome::Refused(Code::NotActivated)),
+            },
+            None => activations::delete_all(conn, license.id)?,
+        };
+        let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
+        if freed > 0 {
+            licenses::release_seats(conn, license.id, freed)?;
+        }
+        let license = License {
+            activations_count: license.activations_count - freed,
+            ..license
+        };
+        Ok(DeactivateOutcome::Done {
+            removed,
+            license,
+            product,
+        })
     })
 }
 
@@ -365,5 +548,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decide(&with_device, &l, &p, None, now), Code::NotActivated);
+        let by_activation_id = ValidateRequest {
+            activation_id: Some(Uuid::new_v4()),
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&by_activation_id, &l, &p, None, now),
+            Code::NotActivated
+        );
     }
 }

@@ -1,0 +1,245 @@
+//! Keymint: `POST /get-key`, `/activate-key`, `/deactivate-key` with
+//! `{productId, licenseKey, ...}` bodies. `productId` is our product id or slug and
+//! must be the license's. Successes carry `code: 0`; errors are
+//! `{"message", "code": 1}` (2 when the license's state refuses the operation).
+//! `get-key` returns the buyer's data and so takes the admin token as
+//! `Authorization: Bearer`; activate and deactivate are called by the customer
+//! software, where the license key is the credential.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+use super::peer_ip;
+use crate::db;
+use crate::db::activations::Selector;
+use crate::error::AppError;
+use crate::http::extract::Admin;
+use crate::http::State;
+use crate::licensing::admin;
+use crate::licensing::check::{
+    self, ActivateOutcome, ActivateRequest, Code, DeactivateOutcome, Expect,
+};
+use crate::licensing::input::{optional_name, Fingerprint};
+use crate::licensing::Status;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/get-key", web::post().to(get_key))
+        .route("/activate-key", web::post().to(activate_key))
+        .route("/deactivate-key", web::post().to(deactivate_key));
+}
+
+fn error(status: StatusCode, message: &str) -> HttpResponse {
+    let code = if status == StatusCode::FORBIDDEN {
+        2
+    } else {
+        1
+    };
+    HttpResponse::build(status).json(json!({ "message": message, "code": code }))
+}
+
+fn missing_params() -> HttpResponse {
+    error(StatusCode::BAD_REQUEST, "Missing required params")
+}
+
+/// Keymint's documented failure body; a database outage keeps its 503.
+fn server_error(e: &AppError) -> HttpResponse {
+    tracing::error!(error = %e, "keymint request failed");
+    let status = match e.status_code() {
+        s if s.is_server_error() => s,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, "Server error")
+}
+
+fn invalid_key() -> HttpResponse {
+    error(StatusCode::NOT_FOUND, "Invalid license key")
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The body's non-empty string fields; a body that is not a JSON object has none.
+fn fields(body: &[u8]) -> Map<String, Value> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// A refusal of the core, in Keymint's statuses and messages.
+fn refusal(code: Code) -> HttpResponse {
+    match code {
+        Code::NotFound | Code::ProductMismatch | Code::EmailMismatch => invalid_key(),
+        Code::NotActivated => error(StatusCode::NOT_FOUND, "Device not found"),
+        Code::Expired => error(StatusCode::FORBIDDEN, "License expired"),
+        Code::Suspended => error(StatusCode::FORBIDDEN, "License blocked"),
+        Code::Revoked => error(StatusCode::FORBIDDEN, "License not active"),
+        Code::TooManyActivations => error(StatusCode::FORBIDDEN, "Activation limit reached"),
+        Code::Valid => error(StatusCode::INTERNAL_SERVER_ERROR, "Server error"),
+    }
+}
+
+/// `POST /get-key {productId, licenseKey}` (admin token): the license, its devices
+/// and its buyer.
+async fn get_key(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    match admin {
+        Ok(_) => {}
+        Err(AppError::Unauthorized) => {
+            return Ok(error(StatusCode::UNAUTHORIZED, "Invalid access token"))
+        }
+        Err(e) => return Err(e),
+    }
+    let fields = fields(&body);
+    let (Some(product), Some(key)) = (text(&fields, "productId"), text(&fields, "licenseKey"))
+    else {
+        return Ok(missing_params());
+    };
+    let detail = match db::run(&state.pool, move |conn| admin::get_license(conn, &key)).await {
+        Ok(detail) => detail,
+        Err(AppError::NotFound { .. }) => return Ok(invalid_key()),
+        Err(e) => return Ok(server_error(&e)),
+    };
+    let l = &detail.license;
+    if !check::product_matches(&product, l.product.id, &l.product.slug) {
+        return Ok(invalid_key());
+    }
+    let product_id = if product == l.product.id.to_string() {
+        product
+    } else {
+        l.product.slug.clone()
+    };
+    let devices: Vec<Value> = detail
+        .activations
+        .iter()
+        .map(|a| {
+            json!({
+                "host_id": a.fingerprint,
+                "device_tag": a.name,
+                "ip_address": a.ip,
+                "activation_time": time(a.created_at),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "code": 0,
+        "data": {
+            "license": {
+                "id": l.id,
+                "key": l.key,
+                "product_id": product_id,
+                "usage_limit": l.max_activations,
+                "activations": l.activations_count,
+                "devices": devices,
+                "activated": l.activations_count > 0,
+                "expiration_date": l.expires_at.map(time),
+            },
+            "customer": {
+                "id": l.stripe.as_ref().and_then(|s| s.customer.clone()),
+                "name": detail.customer.name,
+                "email": detail.customer.email,
+                // Whether the seller lets this buyer use the license.
+                "active": !matches!(l.status, Status::Suspended | Status::Revoked),
+            },
+        },
+    })))
+}
+
+/// `POST /activate-key {productId, licenseKey, hostId, deviceTag?}`: the device
+/// takes a seat (or already has one).
+async fn activate_key(
+    state: web::Data<State>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let fields = fields(&body);
+    let (Some(product), Some(key), Some(host)) = (
+        text(&fields, "productId"),
+        text(&fields, "licenseKey"),
+        text(&fields, "hostId"),
+    ) else {
+        return Ok(missing_params());
+    };
+    let Ok(fingerprint) = Fingerprint::parse("hostId", &host) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "Invalid hostId: at most 255 characters, no control characters",
+        ));
+    };
+    let Ok(tag) = optional_name("deviceTag", text(&fields, "deviceTag").as_deref(), 255) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "Invalid deviceTag: at most 255 characters, no control characters",
+        ));
+    };
+    let req = ActivateRequest {
+        key,
+        fingerprint,
+        name: tag,
+        ip: peer_ip(&req),
+    };
+    let expect = Expect {
+        product: Some(product),
+        email: None,
+    };
+    let outcome = db::run(&state.pool, move |conn| {
+        Ok(check::activate_with(conn, &req, &expect)?)
+    })
+    .await;
+    Ok(match outcome {
+        Err(e) => server_error(&e),
+        Ok(ActivateOutcome::Done { license, .. }) => HttpResponse::Ok().json(json!({
+            "code": 0,
+            "message": "License valid",
+            "licensee_name": license.customer_name,
+            "licensee_email": license.email,
+        })),
+        Ok(ActivateOutcome::Refused(code)) => refusal(code),
+    })
+}
+
+/// `POST /deactivate-key {productId, licenseKey, hostId?}`: frees that device's
+/// seat, or every device's without `hostId`.
+async fn deactivate_key(
+    state: web::Data<State>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let fields = fields(&body);
+    let (Some(product), Some(key)) = (text(&fields, "productId"), text(&fields, "licenseKey"))
+    else {
+        return Ok(missing_params());
+    };
+    let which = text(&fields, "hostId").map(Selector::Fingerprint);
+    let one = which.is_some();
+    let expect = Expect {
+        product: Some(product),
+        email: None,
+    };
+    let outcome = db::run(&state.pool, move |conn| {
+        Ok(check::deactivate_with(conn, &key, which.as_ref(), &expect)?)
+    })
+    .await;
+    Ok(match outcome {
+        Err(e) => server_error(&e),
+        Ok(DeactivateOutcome::Done { .. }) => HttpResponse::Ok().json(json!({
+            "message": if one { "Device deactivated" } else { "All devices deactivated" },
+            "code": 0,
+        })),
+        Ok(DeactivateOutcome::Refused(code)) => refusal(code),
+    })
+}
