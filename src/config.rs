@@ -42,6 +42,18 @@ pub struct Settings {
 
     pub log: String,
     pub log_format: LogFormat,
+
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub signing_key: Option<SecretString>,
+    pub license_file_ttl_days: u32,
+    pub license_file_max_ttl_days: u32,
+
+    pub rate_limit_window_secs: u64,
+    pub rate_limit_requests_per_ip: u32,
+    pub rate_limit_failed_lookups_per_ip: u32,
+    pub rate_limit_activations_per_key: u32,
+    #[serde(default, deserialize_with = "comma_separated")]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,6 +115,14 @@ fn comma_separated_secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .map(SecretString::from)
+        .collect())
+}
+
+/// Accepts `"a,b"` (environment form) or `["a", "b"]` (TOML form); blanks are dropped.
+fn comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(comma_separated_secrets(d)?
+        .into_iter()
+        .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
         .collect())
 }
 

@@ -5,9 +5,12 @@
 mod admin;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod openapi;
 mod ops;
 mod public;
 mod request_log;
+pub mod signing;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::error::AppError;
+use crate::licensing::signing::Signer;
 
 /// What every handler can reach.
 pub struct State {
@@ -29,12 +33,23 @@ pub struct State {
     pub settings: Arc<Settings>,
     /// Wakes the email worker when a transaction has queued an email.
     pub mail_wake: Arc<Notify>,
+    /// Signs public answers and license files.
+    pub signer: Arc<Signer>,
+    /// Abuse-limit counters of this process (see [`limits`]).
+    pub limits: Arc<limits::Limiter>,
 }
 
 impl State {
     pub fn wake_mailer(&self) {
         self.mail_wake.notify_one();
     }
+}
+
+/// Every route the server registers, as (method, path template as in the OpenAPI
+/// document). tests/api/openapi.rs checks each is live and documented, and that the
+/// document lists nothing else. Add a module's list here when adding its routes.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    [ops::ROUTES, public::ROUTES, admin::ROUTES, openapi::ROUTES].concat()
 }
 
 /// A built server, bound and ready to run.
@@ -49,18 +64,33 @@ impl Application {
     /// and builds the server. Nothing is served until [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let settings = Arc::new(settings);
-        let pool = {
+        let trusted_proxies = settings
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                limits::IpNet::parse(s).ok_or_else(|| {
+                    AppError::invalid(
+                        "LICENSD_TRUSTED_PROXIES",
+                        format!("`{s}` is not an IP address or CIDR block"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (pool, signer) = {
             let s = settings.clone();
             tokio::task::spawn_blocking(move || {
-                db::prepare(
+                let pool = db::prepare(
                     &s.database_url,
                     s.db_pool_size,
                     Duration::from_secs(s.db_timeout_secs),
-                )
+                )?;
+                let signer = Signer::load(&mut *pool.get()?, s.signing_key.as_ref())?;
+                Ok::<_, AppError>((pool, signer))
             })
             .await
             .map_err(AppError::internal)??
         };
+        tracing::info!(key_id = signer.key_id(), "signing key loaded");
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| AppError::internal(format!("cannot listen on {}: {e}", settings.bind)))?;
         let port = listener.local_addr().map_err(AppError::internal)?.port();
@@ -68,6 +98,11 @@ impl Application {
             pool: pool.clone(),
             settings: settings.clone(),
             mail_wake: Arc::new(Notify::new()),
+            signer: Arc::new(signer),
+            limits: Arc::new(limits::Limiter::new(
+                Duration::from_secs(settings.rate_limit_window_secs),
+                trusted_proxies,
+            )),
         });
 
         let mut server = HttpServer::new(move || {
@@ -84,6 +119,7 @@ impl Application {
                 .configure(ops::routes)
                 .configure(public::routes)
                 .configure(admin::routes)
+                .configure(openapi::routes)
         })
         .listen(listener)
         .map_err(AppError::internal)?
