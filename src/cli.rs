@@ -224,10 +224,12 @@ impl Command {
                 app.run_until_stopped().await.map_err(AppError::internal)
             });
         }
-        if let Command::Verify { file, public_key } = &self {
-            if let Some(key) = public_key {
-                return verify_file(file, key);
-            }
+        if let Command::Verify {
+            file,
+            public_key: Some(key),
+        } = &self
+        {
+            return verify_file(file, key);
         }
         let pool = db::prepare(
             &settings.database_url,

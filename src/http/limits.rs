@@ -77,6 +77,9 @@ impl Limiter {
             let window = self.window;
             counters.retain(|_, w| now.duration_since(w.start) < window);
         }
+        if !count && !counters.contains_key(&(bucket, key.to_owned())) {
+            return Ok(());
+        }
         let w = counters.entry((bucket, key.to_owned())).or_insert(Window {
             start: now,
             count: 0,

@@ -6,4 +6,8 @@ mod helpers;
 mod activation;
 mod admin;
 mod errors;
+mod license_file;
+mod openapi;
+mod rate_limit;
+mod signing;
 mod validate;
