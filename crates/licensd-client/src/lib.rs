@@ -435,4 +435,39 @@ mod tests {
         let tampered = file.replacen(line, std::str::from_utf8(&bytes).unwrap(), 1);
         assert!(verify_license_file(&pk, &tampered, 15).is_err());
     }
+
+    mod hostile_input {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn signature_headers_never_panic(s in "\\PC{0,200}") {
+                let _ = SignatureHeader::parse(&s);
+            }
+
+            #[test]
+            fn signature_headers_round_trip(
+                id in "[0-9a-f]{16}", ts in any::<i64>(), sig in "[A-Za-z0-9+/]{1,88}={0,2}",
+            ) {
+                let h = SignatureHeader { key_id: id, algorithm: ALGORITHM.into(), timestamp: ts, signature: sig };
+                prop_assert_eq!(SignatureHeader::parse(&h.to_header_value()), Ok(h));
+            }
+
+            #[test]
+            fn license_file_parsing_never_panics(s in "\\PC{0,400}") {
+                let (_, pk) = keys();
+                prop_assert!(verify_license_file(&pk, &s, 0).is_err());
+                let wrapped = format!("{FILE_BEGIN}\n{s}\n{FILE_END}\n");
+                prop_assert!(verify_license_file(&pk, &wrapped, 0).is_err());
+            }
+
+            #[test]
+            fn responses_with_any_header_never_panic(h in "\\PC{0,200}", body in proptest::collection::vec(any::<u8>(), 0..64)) {
+                let (_, pk) = keys();
+                let e = Exchange { method: "POST", path: "/", status: 200, body: &body, signature_header: &h };
+                prop_assert!(verify_response(&pk, &e, 0, 300).is_err());
+            }
+        }
+    }
 }
