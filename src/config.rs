@@ -158,4 +158,19 @@ mod tests {
             .collect();
         assert_eq!(got, ["whsec_a", "whsec_b"]);
     }
+
+    #[test]
+    fn signing_key_is_hidden_and_proxies_split() {
+        let f = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("signing_key", "c2VjcmV0LXNlZWQtYnl0ZXM="))
+            .merge(("trusted_proxies", "10.0.0.0/8, 127.0.0.1"));
+        let s = Settings::extract(f).unwrap();
+        assert!(s.signing_key.is_some());
+        assert!(!format!("{s:?}").contains("c2VjcmV0"));
+        assert_eq!(s.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"]);
+        let defaults = Settings::defaults().unwrap();
+        assert!(defaults.signing_key.is_none());
+        assert!(defaults.trusted_proxies.is_empty());
+        assert!(defaults.license_file_ttl_days <= defaults.license_file_max_ttl_days);
+    }
 }

@@ -18,7 +18,6 @@ use serde::Deserialize;
 
 use super::State;
 use crate::error::AppError;
-use crate::licensing::signing::SIGNATURE_HEADER;
 
 /// Longest accepted `nonce`.
 pub const MAX_NONCE_CHARS: usize = 128;
@@ -157,7 +156,6 @@ where
                 HeaderValue::from_str(&signature).map_err(AppError::internal)?,
             );
             headers.remove(header::CONTENT_LENGTH);
-            debug_assert!(SIGNATURE_HEADER.eq_ignore_ascii_case("licensd-signature"));
             let res = head.set_body(BoxBody::new(bytes));
             Ok(ServiceResponse::new(http_req, res))
         })
@@ -167,7 +165,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::licensing::signing::SIGNATURE_HEADER;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_header_is_the_one_the_client_crate_reads() {
+        assert!(SIGNATURE_HEADER.eq_ignore_ascii_case("licensd-signature"));
+    }
 
     #[test]
     fn nonce_comes_from_the_query_or_the_body() {
