@@ -75,7 +75,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[utoipa::path(post, path = "/v1/products", tag = "admin", security(("admin_token" = [])),
     request_body(content = Object, description = "`{name, slug?, stripe_price_ids?, max_activations?, duration_days?, key_prefix?}`"),
-    responses((status = 201, description = "The product", body = Object), (status = 409, description = "Slug or price already used", body = super::openapi::ErrorBody), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "The product", body = Object), (status = 409, description = "Slug or price already used", body = super::openapi::ErrorBody), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
 async fn create_product(
     _: Admin,
     state: web::Data<State>,
@@ -108,7 +108,7 @@ async fn get_product(
 
 #[utoipa::path(patch, path = "/v1/products/{product}", tag = "admin", security(("admin_token" = [])), params(("product" = String, Path, description = "Product id or slug")),
     request_body(content = Object, description = "Any of `{name, stripe_price_ids, max_activations, duration_days, key_prefix}`"),
-    responses((status = 200, description = "The product", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The product", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
 async fn update_product(
     _: Admin,
     state: web::Data<State>,
@@ -124,7 +124,7 @@ async fn update_product(
 
 #[utoipa::path(post, path = "/v1/licenses", tag = "admin", security(("admin_token" = [])),
     request_body(content = Object, description = "`{product, email, name?, max_activations?, expires_at?, metadata?, send_email?}`"),
-    responses((status = 201, description = "The license with its key", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "The license with its key", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
 async fn create_license(
     _: Admin,
     state: web::Data<State>,
@@ -163,7 +163,7 @@ async fn get_license(
 
 #[utoipa::path(patch, path = "/v1/licenses/{license}", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
     request_body(content = Object, description = "Any of `{status, max_activations, expires_at, metadata}`"),
-    responses((status = 200, description = "The license", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The license", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
 async fn update_license(
     _: Admin,
     state: web::Data<State>,

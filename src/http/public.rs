@@ -149,7 +149,7 @@ fn refusal(flag: &str, code: Code) -> HttpResponse {
         (status = 403, description = "`{activated: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
         (status = 404, description = "`{activated: false, code: NOT_FOUND}`", body = Object),
         (status = 409, description = "`{activated: false, code: TOO_MANY_ACTIVATIONS}`", body = Object),
-        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
         (status = 429, description = "Rate limited (per client IP, and per key for activations)", body = super::openapi::ErrorBody),
     ))]
 async fn activate(
@@ -206,7 +206,7 @@ pub struct DeactivateBody {
     responses(
         (status = 200, description = "`{deactivated: true, activation_id}`; signed", body = Object),
         (status = 404, description = "`{deactivated: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
-        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
         (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
     ))]
 async fn deactivate(
@@ -261,7 +261,7 @@ pub struct CheckoutBody {
         (status = 200, description = "`{license_file, key_id, issued_at, expires_at}`: an offline license file (armoured text); signed", body = Object),
         (status = 403, description = "`{issued: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
         (status = 404, description = "`{issued: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
-        (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::openapi::ErrorBody),
         (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
     ))]
 async fn checkout(
