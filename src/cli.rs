@@ -13,6 +13,7 @@ use crate::db;
 use crate::error::AppError;
 use crate::http::{extract::hash_token, Application};
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
+use crate::licensing::signing::Signer;
 
 /// licensd: a self-hosted license key server for software sold through Stripe Checkout.
 ///
@@ -43,6 +44,20 @@ enum Command {
     /// Helpers for connecting Stripe.
     #[command(subcommand)]
     Stripe(StripeCommand),
+    /// The Ed25519 key that signs answers and license files.
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCommand),
+    /// Verify an offline license file (as the customer software would), and print its payload.
+    ///
+    /// Exits 0 when it verifies and has not expired, 1 otherwise.
+    Verify {
+        /// The license file; `-` reads standard input.
+        file: std::path::PathBuf,
+        /// The server's public key (base64, as `signing-key show` prints it). Default: this
+        /// server's key, from LICENSD_SIGNING_KEY or the database.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +77,12 @@ enum StripeCommand {
         #[arg(long)]
         timestamp: Option<i64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SigningKeyCommand {
+    /// Print the public key (base64, alone on its line); the key id goes to stderr.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +208,28 @@ fn print_json(value: &impl Serialize) -> Result<(), AppError> {
     Ok(())
 }
 
+/// `licensd verify`: the same checks the customer software makes, with the client crate.
+fn verify_file(file: &std::path::Path, public_key: &str) -> Result<(), AppError> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(AppError::internal)?
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| AppError::invalid("FILE", format!("cannot be read: {e}")))?
+    };
+    let key = licensd_client::PublicKey::from_base64(public_key)
+        .map_err(|e| AppError::invalid("--public-key", e.to_string()))?;
+    let payload = licensd_client::verify_license_file(&key, &text, Utc::now().timestamp())
+        .map_err(|e| AppError::invalid("FILE", format!("does not verify: {e}")))?;
+    print_json(&payload)?;
+    let until = DateTime::from_timestamp(payload.expires_at, 0)
+        .map_or_else(|| payload.expires_at.to_string(), |t| t.to_rfc3339());
+    eprintln!(
+        "licensd: valid, signed by key {}, until {until}",
+        key.key_id()
+    );
+    Ok(())
+}
+
 /// A new admin token: 32 random bytes, hex, behind a recognisable prefix.
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -268,6 +311,13 @@ impl Command {
         if let Command::Serve = self {
             return serve(settings);
         }
+        if let Command::Verify {
+            file,
+            public_key: Some(key),
+        } = &self
+        {
+            return verify_file(file, key);
+        }
         let pool = db::prepare(
             &settings.database_url,
             2,
@@ -275,6 +325,17 @@ impl Command {
         )?;
         let conn = &mut pool.get()?;
         match self {
+            Command::SigningKey(SigningKeyCommand::Show) => {
+                let signer = Signer::load(conn, settings.signing_key.as_ref())?;
+                let public = signer.public_key();
+                println!("{}", public.public_key);
+                eprintln!("licensd: key id {} ({})", public.key_id, public.algorithm);
+                Ok(())
+            }
+            Command::Verify { file, .. } => {
+                let signer = Signer::load(conn, settings.signing_key.as_ref())?;
+                verify_file(&file, &signer.public_key().public_key)
+            }
             // `serve` and `stripe` returned above.
             Command::Migrate | Command::Serve | Command::Stripe(_) => {
                 eprintln!("licensd: database is up to date");

@@ -57,6 +57,18 @@ pub struct Settings {
 
     pub log: String,
     pub log_format: LogFormat,
+
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub signing_key: Option<SecretString>,
+    pub license_file_ttl_days: u32,
+    pub license_file_max_ttl_days: u32,
+
+    pub rate_limit_window_secs: u64,
+    pub rate_limit_requests_per_ip: u32,
+    pub rate_limit_failed_lookups_per_ip: u32,
+    pub rate_limit_activations_per_key: u32,
+    #[serde(default, deserialize_with = "comma_separated")]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -128,6 +140,14 @@ fn comma_separated_secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret
         .collect())
 }
 
+/// Accepts `"a,b"` (environment form) or `["a", "b"]` (TOML form); blanks are dropped.
+fn comma_separated<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(comma_separated_secrets(d)?
+        .into_iter()
+        .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
+        .collect())
+}
+
 /// An empty string means "not set", so `LICENSD_SMTP_URL=` can unset a file value.
 fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
     let s = Option::<String>::deserialize(d)?;
@@ -173,5 +193,20 @@ mod tests {
             .map(|s| s.expose_secret().to_owned())
             .collect();
         assert_eq!(got, ["whsec_a", "whsec_b"]);
+    }
+
+    #[test]
+    fn signing_key_is_hidden_and_proxies_split() {
+        let f = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("signing_key", "c2VjcmV0LXNlZWQtYnl0ZXM="))
+            .merge(("trusted_proxies", "10.0.0.0/8, 127.0.0.1"));
+        let s = Settings::extract(f).unwrap();
+        assert!(s.signing_key.is_some());
+        assert!(!format!("{s:?}").contains("c2VjcmV0"));
+        assert_eq!(s.trusted_proxies, ["10.0.0.0/8", "127.0.0.1"]);
+        let defaults = Settings::defaults().unwrap();
+        assert!(defaults.signing_key.is_none());
+        assert!(defaults.trusted_proxies.is_empty());
+        assert!(defaults.license_file_ttl_days <= defaults.license_file_max_ttl_days);
     }
 }

@@ -9,6 +9,7 @@ pub mod models;
 pub mod outbox;
 pub mod products;
 pub mod schema;
+pub mod signing_keys;
 pub mod stripe_events;
 
 use std::time::Duration;

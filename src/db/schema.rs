@@ -84,6 +84,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    signing_keys (id) {
+        id -> Int2,
+        seed -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     stripe_events (id) {
         id -> Text,
         event_type -> Text,
@@ -104,5 +112,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     licenses,
     product_prices,
     products,
+    signing_keys,
     stripe_events,
 );

@@ -6,9 +6,12 @@ mod admin;
 pub mod compat;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod openapi;
 mod ops;
 mod public;
 mod request_log;
+pub mod signing;
 mod webhook;
 
 use std::net::TcpListener;
@@ -26,6 +29,7 @@ use crate::db::{self, Pool};
 use crate::email::worker::{Worker, WorkerConfig};
 use crate::email::{Mailer, Templates};
 use crate::error::AppError;
+use crate::licensing::signing::Signer;
 use crate::stripe::StripeApi;
 
 /// What every handler can reach.
@@ -36,12 +40,32 @@ pub struct State {
     pub mail_wake: Arc<Notify>,
     /// The Stripe API client (line items, subscriptions).
     pub stripe_api: StripeApi,
+    /// Signs public answers and license files.
+    pub signer: Arc<Signer>,
+    /// Abuse-limit counters of this process (see [`limits`]).
+    pub limits: Arc<limits::Limiter>,
 }
 
 impl State {
     pub fn wake_mailer(&self) {
         self.mail_wake.notify_one();
     }
+}
+
+/// Every route the server registers, as (method, path template as in the OpenAPI
+/// document). tests/api/openapi.rs checks each is live and documented, and that the
+/// document lists nothing else. Add a module's list here when adding its routes.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    let mut all = [
+        ops::ROUTES,
+        public::ROUTES,
+        admin::ROUTES,
+        webhook::ROUTES,
+        openapi::ROUTES,
+    ]
+    .concat();
+    all.extend(compat::all_routes());
+    all
 }
 
 /// A built server, bound and ready to run.
@@ -57,18 +81,33 @@ impl Application {
     /// and builds the server. Nothing is served until [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let settings = Arc::new(settings);
-        let pool = {
+        let trusted_proxies = settings
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                limits::IpNet::parse(s).ok_or_else(|| {
+                    AppError::invalid(
+                        "LICENSD_TRUSTED_PROXIES",
+                        format!("`{s}` is not an IP address or CIDR block"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (pool, signer) = {
             let s = settings.clone();
             tokio::task::spawn_blocking(move || {
-                db::prepare(
+                let pool = db::prepare(
                     &s.database_url,
                     s.db_pool_size,
                     Duration::from_secs(s.db_timeout_secs),
-                )
+                )?;
+                let signer = Signer::load(&mut *pool.get()?, s.signing_key.as_ref())?;
+                Ok::<_, AppError>((pool, signer))
             })
             .await
             .map_err(AppError::internal)??
         };
+        tracing::info!(key_id = signer.key_id(), "signing key loaded");
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| AppError::internal(format!("cannot listen on {}: {e}", settings.bind)))?;
         let port = listener.local_addr().map_err(AppError::internal)?.port();
@@ -85,6 +124,11 @@ impl Application {
             settings: settings.clone(),
             mail_wake: mail_wake.clone(),
             stripe_api,
+            signer: Arc::new(signer),
+            limits: Arc::new(limits::Limiter::new(
+                Duration::from_secs(settings.rate_limit_window_secs),
+                trusted_proxies,
+            )),
         });
 
         let mut server = HttpServer::new(move || {
@@ -103,6 +147,7 @@ impl Application {
                 .configure(admin::routes)
                 .configure(webhook::routes)
                 .configure(|cfg| compat::routes(cfg, &state.settings))
+                .configure(openapi::routes)
         })
         .listen(listener)
         .map_err(AppError::internal)?

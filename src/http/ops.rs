@@ -8,17 +8,30 @@ use super::State;
 use crate::db;
 use crate::error::AppError;
 
+/// The routes of this module, for the OpenAPI check (see `http::routes`).
+pub const ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("GET", "/readyz")];
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz))]
+pub struct Api;
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz));
 }
 
 /// The process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{status: \"ok\"}`", body = Object)))]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "`{status: \"ready\"}`", body = Object),
+        (status = 503, description = "The database is unavailable", body = super::openapi::ErrorBody)))]
 async fn readyz(state: web::Data<State>) -> Result<HttpResponse, AppError> {
     db::run(&state.pool, |conn| {
         conn.batch_execute("SELECT 1")

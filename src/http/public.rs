@@ -5,9 +5,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Duration;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::Json;
+use super::limits::{mark_failed_lookup, PublicLimits};
+use super::signing::Signed;
 use super::State;
 use crate::db::{self, activations::Selector};
 use crate::error::AppError;
@@ -15,12 +18,41 @@ use crate::licensing::check::{
     self, ActivateRequest, Activated, Code, Deactivated, ValidateRequest,
 };
 use crate::licensing::input::{optional_name, Fingerprint};
+use crate::licensing::key::LicenseKey;
+use crate::licensing::signing::{self, CheckoutRequest};
 use crate::licensing::views::ActivationView;
 
+/// The routes of this module, for the OpenAPI check (see `http::routes`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/licenses/validate"),
+    ("POST", "/v1/licenses/activate"),
+    ("POST", "/v1/licenses/deactivate"),
+    ("POST", "/v1/licenses/checkout"),
+    ("GET", "/v1/signing-key"),
+];
+
+/// This module's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(validate, activate, deactivate, checkout, signing_key))]
+pub struct Api;
+
+/// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these
+/// paths. Each public resource is signed and abuse-limited: `.wrap(PublicLimits).wrap(Signed)`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/licenses/validate", web::post().to(validate))
-        .route("/v1/licenses/activate", web::post().to(activate))
-        .route("/v1/licenses/deactivate", web::post().to(deactivate));
+    for (path, route) in [
+        ("/v1/licenses/validate", web::post().to(validate)),
+        ("/v1/licenses/activate", web::post().to(activate)),
+        ("/v1/licenses/deactivate", web::post().to(deactivate)),
+        ("/v1/licenses/checkout", web::post().to(checkout)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .wrap(PublicLimits)
+                .wrap(Signed)
+                .route(route),
+        );
+    }
+    cfg.route("/v1/signing-key", web::get().to(signing_key));
 }
 
 fn required_key(key: &str) -> Result<String, AppError> {
@@ -30,14 +62,30 @@ fn required_key(key: &str) -> Result<String, AppError> {
     Ok(key.to_owned())
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/licenses/validate`.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ValidateBody {
+    /// The license key (any case; surrounding white space is ignored).
     pub key: String,
+    /// The device or instance id; when given, the answer says whether it is activated.
     pub fingerprint: Option<String>,
+    /// Product id or slug the software expects.
     pub product: Option<String>,
+    /// The buyer's email, compared without case.
     pub email: Option<String>,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/licenses/validate", tag = "public",
+    request_body = ValidateBody,
+    responses(
+        (status = 200, description = "The answer `{valid, code, message, license?, activation?, nonce?}`; signed (`Licensd-Signature`)", body = Object),
+        (status = 400, description = "Malformed JSON", body = super::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (see `Retry-After`)", body = super::openapi::ErrorBody),
+    ))]
 async fn validate(
     state: web::Data<State>,
     body: Json<ValidateBody>,
@@ -59,14 +107,24 @@ async fn validate(
         Ok(check::validate(conn, &req, interval)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(answer))
+    let mut res = HttpResponse::Ok().json(&answer);
+    if answer.code == Code::NotFound {
+        mark_failed_lookup(&mut res);
+    }
+    Ok(res)
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/licenses/activate`.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ActivateBody {
     pub key: String,
+    /// The device or instance id (1 to 255 characters).
     pub fingerprint: String,
+    /// A name for the device, shown to the seller.
     pub name: Option<String>,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
 }
 
 /// A refusal body: `{activated|deactivated: false, code, message}`.
@@ -76,10 +134,25 @@ fn refusal(flag: &str, code: Code) -> HttpResponse {
         Code::TooManyActivations => StatusCode::CONFLICT,
         _ => StatusCode::FORBIDDEN,
     };
-    HttpResponse::build(status)
-        .json(json!({ flag: false, "code": code, "message": code.message() }))
+    let mut res = HttpResponse::build(status)
+        .json(json!({ flag: false, "code": code, "message": code.message() }));
+    if code == Code::NotFound {
+        mark_failed_lookup(&mut res);
+    }
+    res
 }
 
+#[utoipa::path(post, path = "/v1/licenses/activate", tag = "public",
+    request_body = ActivateBody,
+    responses(
+        (status = 201, description = "Activated: `{activated: true, activation, license}`; signed", body = Object),
+        (status = 200, description = "Already activated: the existing activation; signed", body = Object),
+        (status = 403, description = "`{activated: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
+        (status = 404, description = "`{activated: false, code: NOT_FOUND}`", body = Object),
+        (status = 409, description = "`{activated: false, code: TOO_MANY_ACTIVATIONS}`", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (per client IP, and per key for activations)", body = super::openapi::ErrorBody),
+    ))]
 async fn activate(
     state: web::Data<State>,
     http: HttpRequest,
@@ -90,8 +163,15 @@ async fn activate(
         key: required_key(&body.key)?,
         fingerprint: Fingerprint::parse("fingerprint", &body.fingerprint)?,
         name: optional_name("name", body.name.as_deref(), 255)?,
-        ip: http.peer_addr().map(|a| a.ip().to_string()),
+        ip: state.limits.client_ip(&http).map(|ip| ip.to_string()),
     };
+    let limit_key = LicenseKey::parse(&req.key).map_or_else(
+        || req.key.trim().to_ascii_uppercase(),
+        LicenseKey::into_string,
+    );
+    state
+        .limits
+        .activation_attempt(&state.settings, &limit_key)?;
     let outcome = db::run(&state.pool, move |conn| Ok(check::activate(conn, &req)?)).await?;
     Ok(match outcome {
         Activated::New {
@@ -110,13 +190,26 @@ async fn activate(
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/licenses/deactivate`: `fingerprint` or `activation_id` names the activation.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DeactivateBody {
+    /// The license key (or the license id).
     pub key: String,
     pub fingerprint: Option<String>,
     pub activation_id: Option<String>,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/licenses/deactivate", tag = "public",
+    request_body = DeactivateBody,
+    responses(
+        (status = 200, description = "`{deactivated: true, activation_id}`; signed", body = Object),
+        (status = 404, description = "`{deactivated: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+    ))]
 async fn deactivate(
     state: web::Data<State>,
     body: Json<DeactivateBody>,
@@ -147,4 +240,70 @@ async fn deactivate(
         }
         Deactivated::Refused(code) => refusal("deactivated", code),
     })
+}
+
+/// `POST /v1/licenses/checkout`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CheckoutBody {
+    pub key: String,
+    /// Bind the file to this activated device; NOT_ACTIVATED if it is not activated.
+    pub fingerprint: Option<String>,
+    /// Days the file stays valid (default and maximum are configured); never past the
+    /// license's own expiry.
+    pub ttl_days: Option<i64>,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/licenses/checkout", tag = "public",
+    request_body = CheckoutBody,
+    responses(
+        (status = 200, description = "`{license_file, key_id, issued_at, expires_at}`: an offline license file (armoured text); signed", body = Object),
+        (status = 403, description = "`{issued: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
+        (status = 404, description = "`{issued: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+    ))]
+async fn checkout(
+    state: web::Data<State>,
+    body: Json<CheckoutBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.0;
+    let max = i64::from(state.settings.license_file_max_ttl_days);
+    let ttl_days = body
+        .ttl_days
+        .unwrap_or_else(|| i64::from(state.settings.license_file_ttl_days).min(max));
+    if !(1..=max).contains(&ttl_days) {
+        return Err(AppError::invalid(
+            "ttl_days",
+            format!("must be a whole number of days from 1 to {max}"),
+        ));
+    }
+    let req = CheckoutRequest {
+        key: required_key(&body.key)?,
+        fingerprint: body
+            .fingerprint
+            .as_deref()
+            .map(|f| Fingerprint::parse("fingerprint", f))
+            .transpose()?,
+        ttl: Duration::days(ttl_days),
+    };
+    let signer = state.signer.clone();
+    let outcome = db::run(&state.pool, move |conn| {
+        signing::checkout(conn, &signer, &req)
+    })
+    .await?;
+    Ok(match outcome {
+        Ok(file) => HttpResponse::Ok().json(file),
+        Err(code) => refusal("issued", code),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/signing-key", tag = "public",
+    responses(
+        (status = 200, description = "`{key_id, algorithm: \"ed25519\", public_key}`: the key that signs answers and license files (public key: 32 bytes, base64)", body = Object),
+    ))]
+async fn signing_key(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.signer.public_key())
 }

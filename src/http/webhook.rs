@@ -20,6 +20,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+#[utoipa::path(post, path = "/webhooks/stripe", tag = "stripe",
+    description = "Stripe events (raw body, `Stripe-Signature` header); see docs/stripe.md.",
+    responses(
+        (status = 200, description = "Received: `{received, event, duplicate, outcome}`", body = Object),
+        (status = 400, description = "`invalid_signature` or a body that is not an event; nothing stored", body = super::openapi::ErrorBody),
+        (status = 503, description = "`stripe_not_configured`, `stripe_unavailable` or `database_unavailable`; Stripe retries", body = super::openapi::ErrorBody),
+    ))]
 async fn receive_stripe_event(
     state: web::Data<State>,
     req: HttpRequest,
@@ -55,3 +62,10 @@ async fn receive_stripe_event(
         "outcome": handled.outcome,
     })))
 }
+
+/// The routes of this module, for the OpenAPI check (see `http::routes`).
+pub const ROUTES: &[(&str, &str)] = &[("POST", "/webhooks/stripe")];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive_stripe_event))]
+pub struct Api;

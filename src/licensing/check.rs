@@ -135,7 +135,7 @@ impl Validation {
 }
 
 /// The status refusal of a license, if any: REVOKED, SUSPENDED, EXPIRED in that order.
-fn status_refusal(l: &License, now: DateTime<Utc>) -> Option<Code> {
+pub fn status_refusal(l: &License, now: DateTime<Utc>) -> Option<Code> {
     match Status::of(l, now) {
         Status::Revoked => Some(Code::Revoked),
         Status::Suspended => Some(Code::Suspended),

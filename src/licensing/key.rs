@@ -192,4 +192,50 @@ mod tests {
         let key = LicenseKey::generate(None);
         assert!(!format!("{key:?}").contains(&key.as_str()[6..]));
     }
+
+    mod hostile_input {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parse_never_panics_and_only_yields_canonical_keys(s in "\\PC{0,80}") {
+                if let Some(key) = LicenseKey::parse(&s) {
+                    // A parsed key is canonical: it parses to itself.
+                    prop_assert_eq!(LicenseKey::parse(key.as_str()), Some(key.clone()));
+                    prop_assert!(key.as_str().is_ascii());
+                    // The random part is Crockford base32: no I, L, O or U.
+                    let random = &key.as_str()[key.as_str().len() - 29..];
+                    prop_assert!(!random.contains(['I', 'L', 'O', 'U']));
+                }
+            }
+
+            #[test]
+            fn key_shaped_input_parses_whatever_its_case_and_spacing(
+                groups in proptest::collection::vec("[0-9A-HJKMNP-TV-Z]{5}", 5),
+                lower in any::<bool>(), pad in "[ \t\n]{0,3}",
+            ) {
+                let key = groups.join("-");
+                let typed = if lower { key.to_lowercase() } else { key.clone() };
+                let parsed = LicenseKey::parse(&format!("{pad}{typed}{pad}"));
+                prop_assert_eq!(parsed.map(LicenseKey::into_string), Some(key));
+            }
+
+            #[test]
+            fn near_misses_are_rejected(
+                groups in proptest::collection::vec("[0-9A-HJKMNP-TV-Z]{5}", 5),
+                at in 0usize..29, junk in "[^0-9A-Za-z\\-]",
+            ) {
+                let key = groups.join("-");
+                let mut chars: Vec<char> = key.chars().collect();
+                if chars[at] != '-' {
+                    chars[at] = junk.chars().next().unwrap();
+                    let broken: String = chars.into_iter().collect();
+                    if broken.trim() == broken {
+                        prop_assert_eq!(LicenseKey::parse(&broken), None);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod check;
 pub mod input;
 pub mod key;
+pub mod signing;
 pub mod views;
 
 use chrono::{DateTime, Utc};

@@ -339,6 +339,7 @@ async fn license_list_pages_and_filters() {
         "per_page=0",
         "per_page=1000",
         "page=0",
+        "page=1531494020106099200",
         "product=nope",
     ] {
         let reply = app.admin_get(&format!("/v1/licenses?{bad}")).await;

@@ -611,3 +611,50 @@ impl TestApp {
         }
     }
 }
+
+/// A response with its body bytes exactly as sent (for signature checks).
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl RawReply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).expect("a JSON body")
+    }
+
+    /// The `Licensd-Signature` header.
+    pub fn signature(&self) -> &str {
+        self.headers
+            .get("licensd-signature")
+            .unwrap_or_else(|| panic!("no Licensd-Signature header ({})", self.status))
+            .to_str()
+            .unwrap()
+    }
+}
+
+impl TestApp {
+    pub async fn post_exact(&self, path: &str, body: &Value) -> RawReply {
+        let res = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        RawReply {
+            status: res.status(),
+            headers: res.headers().clone(),
+            bytes: res.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    /// The server's public key, from `GET /v1/signing-key`.
+    pub async fn public_key(&self) -> licensd_client::PublicKey {
+        let reply = self.get("/v1/signing-key").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        licensd_client::PublicKey::from_base64(reply.body["public_key"].as_str().unwrap()).unwrap()
+    }
+}

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 
 use super::form_params;
+use super::public_route;
 use crate::db;
 use crate::error::AppError;
 use crate::http::extract::Admin;
@@ -16,12 +17,18 @@ use crate::licensing::admin;
 use crate::licensing::check::{self, Code, ValidateRequest};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/licensekeys/validate", web::get().to(validate))
-        .route("/api/licensekeys/status", web::get().to(status))
-        .route(
-            "/api/licensekeys/activateDeactivate",
-            web::post().to(activate_deactivate),
-        );
+    cfg.service(public_route(
+        "/api/licensekeys/validate",
+        web::get().to(validate),
+    ));
+    cfg.service(public_route(
+        "/api/licensekeys/status",
+        web::get().to(status),
+    ));
+    cfg.service(public_route(
+        "/api/licensekeys/activateDeactivate",
+        web::post().to(activate_deactivate),
+    ));
 }
 
 const INVALID: &str = "Invalid license key or not associated with the connected account.";
@@ -51,6 +58,9 @@ fn license_key_param(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
+#[utoipa::path(get, path = "/api/licensekeys/validate", tag = "compat: CheckoutKeys",
+    description = "Validate a key (`licenseKey` query); admin token as `x-api-key` or `api_key`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
 async fn validate(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -74,6 +84,9 @@ async fn validate(
     })
 }
 
+#[utoipa::path(get, path = "/api/licensekeys/status", tag = "compat: CheckoutKeys",
+    description = "Status of a key: `active` or `deactivated`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
 async fn status(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -101,6 +114,9 @@ async fn status(
     })
 }
 
+#[utoipa::path(post, path = "/api/licensekeys/activateDeactivate", tag = "compat: CheckoutKeys",
+    description = "Switch a key on or off: `{licenseKey, action}`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
 async fn activate_deactivate(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -191,3 +207,14 @@ mod tests {
         assert!(read_object(b"nonsense").is_empty());
     }
 }
+
+/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/licensekeys/validate"),
+    ("GET", "/api/licensekeys/status"),
+    ("POST", "/api/licensekeys/activateDeactivate"),
+];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(validate, status, activate_deactivate))]
+pub struct Api;

@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::peer_ip;
+use super::public_route;
 use crate::db;
 use crate::db::activations::Selector;
 use crate::error::AppError;
@@ -25,9 +26,12 @@ use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::Status;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/get-key", web::post().to(get_key))
-        .route("/activate-key", web::post().to(activate_key))
-        .route("/deactivate-key", web::post().to(deactivate_key));
+    cfg.service(public_route("/get-key", web::post().to(get_key)));
+    cfg.service(public_route("/activate-key", web::post().to(activate_key)));
+    cfg.service(public_route(
+        "/deactivate-key",
+        web::post().to(deactivate_key),
+    ));
 }
 
 fn error(status: StatusCode, message: &str) -> HttpResponse {
@@ -93,6 +97,9 @@ fn refusal(code: Code) -> HttpResponse {
 
 /// `POST /get-key {productId, licenseKey}` (admin token): the license, its devices
 /// and its buyer.
+#[utoipa::path(post, path = "/get-key", tag = "compat: Keymint",
+    description = "A license with its devices and customer: `{productId, licenseKey}`. Answers in Keymint's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
 async fn get_key(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -162,6 +169,9 @@ async fn get_key(
 
 /// `POST /activate-key {productId, licenseKey, hostId, deviceTag?}`: the device
 /// takes a seat (or already has one).
+#[utoipa::path(post, path = "/activate-key", tag = "compat: Keymint",
+    description = "Activate a device: `{productId, licenseKey, hostId, deviceTag?}`. Answers in Keymint's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
 async fn activate_key(
     state: web::Data<State>,
     req: HttpRequest,
@@ -215,6 +225,9 @@ async fn activate_key(
 
 /// `POST /deactivate-key {productId, licenseKey, hostId?}`: frees that device's
 /// seat, or every device's without `hostId`.
+#[utoipa::path(post, path = "/deactivate-key", tag = "compat: Keymint",
+    description = "Deactivate one device (`hostId`) or all. Answers in Keymint's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
 async fn deactivate_key(
     state: web::Data<State>,
     body: web::Bytes,
@@ -243,3 +256,14 @@ async fn deactivate_key(
         Ok(DeactivateOutcome::Refused(code)) => refusal(code),
     })
 }
+
+/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/get-key"),
+    ("POST", "/activate-key"),
+    ("POST", "/deactivate-key"),
+];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_key, activate_key, deactivate_key))]
+pub struct Api;

@@ -11,7 +11,11 @@ mod wckm;
 
 use std::collections::HashMap;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::{web, HttpRequest};
+
+use super::limits::PublicLimits;
+use super::signing::Signed;
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -31,6 +35,36 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     if settings.compat_keymint {
         keymint::routes(cfg);
     }
+}
+
+/// The adapters' routes, for the OpenAPI check (see `http::routes`).
+pub fn all_routes() -> Vec<(&'static str, &'static str)> {
+    [
+        checkoutkeys::ROUTES,
+        wckm::ROUTES,
+        sellapp::ROUTES,
+        keymint::ROUTES,
+    ]
+    .concat()
+}
+
+/// The adapters' part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = checkoutkeys::Api::openapi();
+    doc.merge(wckm::Api::openapi());
+    doc.merge(sellapp::Api::openapi());
+    doc.merge(keymint::Api::openapi());
+    doc
+}
+
+/// A public route of an adapter, guarded and signed exactly like the native public
+/// license API: abuse limits per client IP, and an Ed25519-signed answer.
+pub(crate) fn public_route(path: &str, route: actix_web::Route) -> impl HttpServiceFactory {
+    web::resource(path)
+        .wrap(PublicLimits)
+        .wrap(Signed)
+        .route(route)
 }
 
 /// A stable integer for APIs that document numeric ids: the first 12 hex digits of

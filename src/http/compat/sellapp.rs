@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::public_route;
 use super::{form_params, numeric_id, peer_ip};
 use crate::db;
 use crate::db::models::Activation;
@@ -25,9 +26,15 @@ use crate::licensing::views::LicenseView;
 use crate::licensing::Status;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v2/licenses", web::get().to(list))
-        .route("/api/v2/licenses/validate", web::post().to(validate))
-        .route("/api/v2/licenses/activate", web::post().to(activate));
+    cfg.service(public_route("/api/v2/licenses", web::get().to(list)));
+    cfg.service(public_route(
+        "/api/v2/licenses/validate",
+        web::post().to(validate),
+    ));
+    cfg.service(public_route(
+        "/api/v2/licenses/activate",
+        web::post().to(activate),
+    ));
 }
 
 /// licensd is one store.
@@ -127,6 +134,9 @@ fn instance(a: &Activation) -> Value {
 
 /// `POST /api/v2/licenses/validate {license_key, instance_id?}`: 200 with
 /// `data.valid`, and a `message` saying why when it is false.
+#[utoipa::path(post, path = "/api/v2/licenses/validate", tag = "compat: SellApp",
+    description = "Validate `{license_key, instance_id?}`. Answers in SellApp's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
 async fn validate(state: web::Data<State>, body: web::Bytes) -> Result<HttpResponse, AppError> {
     let fields = body_object(&body);
     let key = match required(&fields, "license_key") {
@@ -178,6 +188,9 @@ async fn validate(state: web::Data<State>, body: web::Bytes) -> Result<HttpRespo
 
 /// `POST /api/v2/licenses/activate {license_key, instance_name}`: 201 with the new
 /// instance; the same instance name again answers 200 with the existing one.
+#[utoipa::path(post, path = "/api/v2/licenses/activate", tag = "compat: SellApp",
+    description = "Activate `{license_key, instance_name}`: creates the instance. Answers in SellApp's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
 async fn activate(
     state: web::Data<State>,
     req: HttpRequest,
@@ -238,6 +251,9 @@ async fn activate(
 
 /// `GET /api/v2/licenses?limit=&page=` (admin token): one page of license keys,
 /// newest first, with Laravel's `links` and `meta`.
+#[utoipa::path(get, path = "/api/v2/licenses", tag = "compat: SellApp",
+    description = "List license keys (`limit`, `page`), admin bearer token. Answers in SellApp's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
 async fn list(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -314,3 +330,14 @@ async fn list(
         },
     })))
 }
+
+/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v2/licenses"),
+    ("POST", "/api/v2/licenses/validate"),
+    ("POST", "/api/v2/licenses/activate"),
+];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, validate, activate))]
+pub struct Api;

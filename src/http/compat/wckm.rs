@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::http::limits::PublicLimits;
+use crate::http::signing::Signed;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Duration;
@@ -30,6 +32,8 @@ use crate::licensing::LicenseKey;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/")
+            .wrap(PublicLimits)
+            .wrap(Signed)
             .route(web::get().to(api))
             .route(web::post().to(api)),
     );
@@ -83,6 +87,9 @@ fn params(req: &HttpRequest, body: &[u8]) -> HashMap<String, String> {
     params
 }
 
+#[utoipa::path(method(get, post), path = "/", tag = "compat: WC Key Manager",
+    description = "`?wckm-api=validate_key|activate_key|deactivate_key&key=&label=&product_id=&email=`. Answers in WC Key Manager's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "WC Key Manager-shaped answer; public answers are signed", body = Object)))]
 async fn api(
     state: web::Data<State>,
     req: HttpRequest,
@@ -272,3 +279,10 @@ pub fn checksum(secret: &[u8], key: &str, fields: &BTreeMap<String, Value>) -> S
     let digest = mac.finalize().into_bytes();
     hex::encode(&digest[..16])
 }
+
+/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
+pub const ROUTES: &[(&str, &str)] = &[("GET", "/"), ("POST", "/")];
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(api))]
+pub struct Api;

@@ -1,0 +1,243 @@
+//! Signed answers: the customer software can check, with only the public key, that an
+//! answer came from this server, for this request, and was not changed.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use licensd_client::{verify_response, Error, Exchange, PublicKey};
+use reqwest::StatusCode;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{spawn_app, spawn_app_with, RawReply};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn exchange<'a>(path: &'a str, reply: &'a RawReply) -> Exchange<'a> {
+    Exchange {
+        method: "POST",
+        path,
+        status: reply.status.as_u16(),
+        body: &reply.bytes,
+        signature_header: reply.signature(),
+    }
+}
+
+/// The signing string rebuilt from docs/verifying.md alone, verified with plain ed25519.
+fn verify_by_the_docs(public_key_b64: &str, method: &str, path: &str, reply: &RawReply) -> bool {
+    let fields: std::collections::HashMap<&str, &str> = reply
+        .signature()
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .collect();
+    assert_eq!(fields["alg"], "ed25519");
+    let digest: String = Sha256::digest(&reply.bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let message = format!(
+        "licensd-response-v1\n{}\n{method}\n{path}\n{}\n{digest}",
+        fields["ts"],
+        reply.status.as_u16()
+    );
+    let key: [u8; 32] = B64.decode(public_key_b64).unwrap().try_into().unwrap();
+    let key = VerifyingKey::from_bytes(&key).unwrap();
+    let sig = Signature::from_slice(&B64.decode(fields["sig"]).unwrap()).unwrap();
+    key.verify(message.as_bytes(), &sig).is_ok()
+}
+
+#[tokio::test]
+async fn a_validate_answer_verifies_with_only_the_public_key_and_echoes_the_nonce() {
+    let app = spawn_app().await;
+    let key = app.license_with_seats(1).await;
+    let public = app.get("/v1/signing-key").await.body;
+    assert_eq!(public["algorithm"], "ed25519");
+    let pk = PublicKey::from_base64(public["public_key"].as_str().unwrap()).unwrap();
+    assert_eq!(public["key_id"], pk.key_id());
+
+    let path = "/v1/licenses/validate";
+    let reply = app
+        .post_exact(path, &json!({ "key": key, "nonce": "n-42" }))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["valid"], true);
+    assert_eq!(reply.json()["nonce"], "n-42");
+    let header = verify_response(&pk, &exchange(path, &reply), now(), 60).unwrap();
+    assert_eq!(header.key_id, pk.key_id());
+    assert!(verify_by_the_docs(
+        public["public_key"].as_str().unwrap(),
+        "POST",
+        path,
+        &reply
+    ));
+
+    // One byte of the body changed.
+    let mut body = reply.bytes.clone();
+    let i = body.iter().position(|b| *b == b'4').unwrap();
+    body[i] = b'5';
+    let tampered = Exchange {
+        body: &body,
+        ..exchange(path, &reply)
+    };
+    assert_eq!(
+        verify_response(&pk, &tampered, now(), 60),
+        Err(Error::BadSignature)
+    );
+    // Replayed as the answer to another request (path).
+    let other_path = Exchange {
+        path: "/v1/licenses/activate",
+        ..exchange(path, &reply)
+    };
+    assert_eq!(
+        verify_response(&pk, &other_path, now(), 60),
+        Err(Error::BadSignature)
+    );
+    // The timestamp changed.
+    let sig = reply.signature();
+    let ts: i64 = sig
+        .split(',')
+        .find_map(|p| p.strip_prefix("ts="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let moved = sig.replace(&format!("ts={ts}"), &format!("ts={}", ts + 1));
+    let retimed = Exchange {
+        signature_header: &moved,
+        ..exchange(path, &reply)
+    };
+    assert_eq!(
+        verify_response(&pk, &retimed, now(), 60),
+        Err(Error::BadSignature)
+    );
+    // A different server's key.
+    let stranger = PublicKey::from_bytes(
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+            .verifying_key()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(verify_response(&stranger, &exchange(path, &reply), now(), 60).is_err());
+}
+
+#[tokio::test]
+async fn every_public_answer_is_signed_refusals_and_errors_included() {
+    let app = spawn_app().await;
+    let pk = app.public_key().await;
+    let key = app.license_with_seats(1).await;
+    let cases = [
+        (
+            "/v1/licenses/activate",
+            json!({ "key": key, "fingerprint": "d1" }),
+            201,
+        ),
+        (
+            "/v1/licenses/activate",
+            json!({ "key": key, "fingerprint": "d2" }),
+            409,
+        ),
+        (
+            "/v1/licenses/activate",
+            json!({ "key": "NOPE", "fingerprint": "d1" }),
+            404,
+        ),
+        ("/v1/licenses/validate", json!({ "key": "NOPE" }), 200),
+        (
+            "/v1/licenses/checkout",
+            json!({ "key": key, "fingerprint": "d1" }),
+            200,
+        ),
+        (
+            "/v1/licenses/deactivate",
+            json!({ "key": key, "fingerprint": "d1" }),
+            200,
+        ),
+        (
+            "/v1/licenses/deactivate",
+            json!({ "key": key, "fingerprint": "d1" }),
+            404,
+        ),
+        ("/v1/licenses/validate", json!({ "key": 5 }), 422),
+        (
+            "/v1/licenses/validate",
+            json!({ "key": key, "nonce": 5 }),
+            422,
+        ),
+    ];
+    for (path, body, status) in cases {
+        let reply = app.post_exact(path, &body).await;
+        assert_eq!(reply.status.as_u16(), status, "{path} {body}");
+        verify_response(&pk, &exchange(path, &reply), now(), 60)
+            .unwrap_or_else(|e| panic!("{path} {body}: {e}"));
+    }
+    let reply = app
+        .post_exact("/v1/licenses/validate", &json!({ "key": key, "nonce": 5 }))
+        .await;
+    assert_eq!(reply.json()["error"]["code"], "invalid_field");
+    assert!(reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nonce"));
+}
+
+#[tokio::test]
+async fn the_generated_key_is_stored_once_and_shared_by_every_instance() {
+    let app = spawn_app().await;
+    let first = app.public_key().await;
+    // A second instance on the same database signs with the same key.
+    let second = licensd::Application::build(app.settings.clone())
+        .await
+        .unwrap();
+    let port = second.port();
+    tokio::spawn(second.run_until_stopped());
+    let body: serde_json::Value = app
+        .client
+        .get(format!("http://127.0.0.1:{port}/v1/signing-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["public_key"], first.to_base64());
+    let rows: i64 = app
+        .db(|conn| {
+            use diesel::dsl::count_star;
+            use diesel::prelude::*;
+            licensd::db::schema::signing_keys::table
+                .select(count_star())
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn a_configured_key_is_used_and_printed_by_the_cli() {
+    let seed = [3u8; 32];
+    let expected = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    let app = spawn_app_with(|s| s.signing_key = Some(B64.encode(seed).into())).await;
+    assert_eq!(
+        app.public_key().await.to_base64(),
+        B64.encode(expected.as_bytes())
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licensd"))
+        .args(["signing-key", "show"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("LICENSD_SIGNING_KEY", B64.encode(seed))
+        .env("LICENSD_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        B64.encode(expected.as_bytes())
+    );
+}
