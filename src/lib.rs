@@ -5,7 +5,8 @@
 //! - [`licensing`]: where a license is decided (keys, validate/activate, admin operations);
 //! - [`db`]: where it is stored (schema, models, queries).
 //!
-//! [`cli`] is the binary's front door; [`config`] and [`telemetry`] are set up once at start.
+//! [`cli`] is the binary's front door; [`config`] and [`telemetry`] are set up once at start;
+//! [`metrics`] is the process-wide Prometheus registry every layer records into.
 
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod licensing;
+pub mod metrics;
 pub mod telemetry;
 
 pub use config::Settings;

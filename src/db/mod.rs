@@ -9,6 +9,7 @@ pub mod models;
 pub mod outbox;
 pub mod products;
 pub mod schema;
+pub mod stats;
 
 use std::time::Duration;
 
@@ -41,7 +42,10 @@ where
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let mut conn = pool.get()?;
+        let asked = std::time::Instant::now();
+        let conn = pool.get();
+        crate::metrics::record_pool_wait(asked.elapsed());
+        let mut conn = conn?;
         f(&mut conn)
     })
     .await

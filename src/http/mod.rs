@@ -5,6 +5,7 @@
 mod admin;
 pub mod error;
 pub mod extract;
+mod metrics;
 mod ops;
 mod public;
 mod request_log;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use tokio::sync::Notify;
 use tracing_actix_web::TracingLogger;
@@ -80,8 +81,10 @@ impl Application {
                         .error_handler(|_, _| AppError::not_found("resource").into()),
                 )
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
+                .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())
                 .configure(ops::routes)
+                .configure(metrics::routes)
                 .configure(public::routes)
                 .configure(admin::routes)
         })

@@ -16,6 +16,7 @@ use crate::licensing::check::{
 };
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::views::ActivationView;
+use crate::metrics;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/licenses/validate", web::post().to(validate))
@@ -58,6 +59,7 @@ async fn validate(
         Ok(check::validate(conn, &req, interval)?)
     })
     .await?;
+    metrics::record_validation(answer.code.as_str());
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -92,6 +94,11 @@ async fn activate(
         ip: http.peer_addr().map(|a| a.ip().to_string()),
     };
     let outcome = db::run(&state.pool, move |conn| Ok(check::activate(conn, &req)?)).await?;
+    metrics::record_activation(match &outcome {
+        Activated::New { .. } => "NEW",
+        Activated::Existing { .. } => "EXISTING",
+        Activated::Refused(code) => code.as_str(),
+    });
     Ok(match outcome {
         Activated::New {
             activation,

@@ -6,4 +6,5 @@ mod helpers;
 mod activation;
 mod admin;
 mod errors;
+mod metrics;
 mod validate;
