@@ -4,7 +4,7 @@
 set -uo pipefail
 DIR=$(cd "$(dirname "$0")" && pwd)
 failed=0
-for drill in activation-limit.sh; do
+for drill in activation-limit.sh postgres-restart.sh; do
   echo "--- $drill"
   "$DIR/$drill" || failed=1
 done
