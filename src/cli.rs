@@ -40,6 +40,28 @@ enum Command {
     /// Create and inspect licenses.
     #[command(subcommand)]
     License(LicenseCommand),
+    /// Helpers for connecting Stripe.
+    #[command(subcommand)]
+    Stripe(StripeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StripeCommand {
+    /// Sign a Stripe event JSON file as Stripe would, and post it to a running server
+    /// (with --url) or print the Stripe-Signature header. For local testing.
+    SignEvent {
+        /// The event JSON file, e.g. tests/fixtures/stripe/checkout_session_completed.json.
+        file: std::path::PathBuf,
+        /// Post the signed event here, e.g. http://127.0.0.1:8080/webhooks/stripe.
+        #[arg(long)]
+        url: Option<String>,
+        /// Signing secret (default: the first of LICENSD_STRIPE_WEBHOOK_SECRETS).
+        #[arg(long, value_name = "whsec_...")]
+        secret: Option<String>,
+        /// Unix timestamp to sign with (default: now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,8 +194,68 @@ pub fn new_token() -> String {
     format!("lsd_{}", hex::encode(bytes))
 }
 
+/// `licensd stripe sign-event`: signs the file's bytes exactly as they are.
+fn sign_event(
+    settings: &Settings,
+    file: &std::path::Path,
+    url: Option<String>,
+    secret: Option<String>,
+    timestamp: Option<i64>,
+) -> Result<(), AppError> {
+    use secrecy::ExposeSecret;
+    let body = std::fs::read(file)
+        .map_err(|e| AppError::invalid("FILE", format!("cannot be read: {e}")))?;
+    let secret = match secret {
+        Some(s) => s,
+        None => settings
+            .stripe_webhook_secrets
+            .first()
+            .map(|s| s.expose_secret().to_owned())
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "--secret",
+                    "is required when LICENSD_STRIPE_WEBHOOK_SECRETS is not set",
+                )
+            })?,
+    };
+    let timestamp = timestamp.unwrap_or_else(|| Utc::now().timestamp());
+    let header = crate::stripe::signature::sign(&secret, timestamp, &body);
+    let Some(url) = url else {
+        println!("Stripe-Signature: {header}");
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(AppError::internal)?;
+    runtime.block_on(async move {
+        let res = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("stripe-signature", header)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| AppError::internal(format!("cannot post to {url}: {e}")))?;
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        println!("{status}\n{text}");
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(AppError::internal(format!("the server answered {status}")))
+        }
+    })
+}
+
 impl Command {
     fn run(self, settings: Settings) -> Result<(), AppError> {
+        if let Command::Stripe(StripeCommand::SignEvent {
+            file,
+            url,
+            secret,
+            timestamp,
+        }) = self
+        {
+            return sign_event(&settings, &file, url, secret, timestamp);
+        }
         if let Command::Serve = self {
             let runtime = tokio::runtime::Runtime::new().map_err(AppError::internal)?;
             return runtime.block_on(async move {
@@ -188,7 +270,7 @@ impl Command {
         )?;
         let conn = &mut pool.get()?;
         match self {
-            Command::Serve => unreachable!("handled above"),
+            Command::Serve | Command::Stripe(_) => unreachable!("handled above"),
             Command::Migrate => {
                 eprintln!("licensd: database is up to date");
                 Ok(())

@@ -39,6 +39,12 @@ pub struct Settings {
     pub smtp_url: Option<SecretString>,
     pub mail_dir: PathBuf,
     pub mail_from: String,
+    /// Folder of email template overrides; unset: `templates/` beside the config file.
+    #[serde(default)]
+    pub mail_templates_dir: Option<PathBuf>,
+    pub mail_poll_ms: u64,
+    pub mail_retry_base_ms: u64,
+    pub mail_max_attempts: u32,
 
     pub log: String,
     pub log_format: LogFormat,
@@ -75,6 +81,13 @@ impl Settings {
 
     fn extract(figment: Figment) -> Result<Self, ConfigError> {
         figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// Where email template overrides are looked for.
+    pub fn templates_dir(&self) -> PathBuf {
+        self.mail_templates_dir
+            .clone()
+            .unwrap_or_else(|| Self::config_dir().join("templates"))
     }
 
     /// The folder holding the configuration (and overridable email templates).

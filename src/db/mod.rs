@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod products;
 pub mod schema;
 pub mod stats;
+pub mod stripe_events;
 
 use std::time::Duration;
 

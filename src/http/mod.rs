@@ -9,6 +9,7 @@ mod metrics;
 mod ops;
 mod public;
 mod request_log;
+mod webhook;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -22,7 +23,10 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db::{self, Pool};
+use crate::email::worker::{Worker, WorkerConfig};
+use crate::email::{Mailer, Templates};
 use crate::error::AppError;
+use crate::stripe::StripeApi;
 
 /// What every handler can reach.
 pub struct State {
@@ -30,6 +34,8 @@ pub struct State {
     pub settings: Arc<Settings>,
     /// Wakes the email worker when a transaction has queued an email.
     pub mail_wake: Arc<Notify>,
+    /// The Stripe API client (line items, subscriptions).
+    pub stripe_api: StripeApi,
 }
 
 impl State {
@@ -43,6 +49,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: Pool,
+    mail_worker: Worker,
 }
 
 impl Application {
@@ -65,10 +72,19 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| AppError::internal(format!("cannot listen on {}: {e}", settings.bind)))?;
         let port = listener.local_addr().map_err(AppError::internal)?.port();
+        let stripe_api =
+            StripeApi::new(settings.stripe_api_key.as_ref(), &settings.stripe_api_base)
+                .map_err(|e| AppError::invalid("LICENSD_STRIPE_API_BASE", e.to_string()))?;
+        let templates = Templates::load(Some(&settings.templates_dir()))
+            .map_err(|e| AppError::invalid("email templates", e.to_string()))?;
+        let mailer = Mailer::new(settings.smtp_url.as_ref(), &settings.mail_dir)
+            .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
+        let mail_wake = Arc::new(Notify::new());
         let state = web::Data::new(State {
             pool: pool.clone(),
             settings: settings.clone(),
-            mail_wake: Arc::new(Notify::new()),
+            mail_wake: mail_wake.clone(),
+            stripe_api,
         });
 
         let mut server = HttpServer::new(move || {
@@ -87,6 +103,7 @@ impl Application {
                 .configure(metrics::routes)
                 .configure(public::routes)
                 .configure(admin::routes)
+                .configure(webhook::routes)
         })
         .listen(listener)
         .map_err(AppError::internal)?
@@ -96,7 +113,25 @@ impl Application {
         }
         let server = server.run();
         tracing::info!(port, "licensd listening");
-        Ok(Application { port, server, pool })
+        let mail_worker = Worker::spawn(
+            pool.clone(),
+            mailer,
+            templates,
+            WorkerConfig {
+                mail_from: settings.mail_from.clone(),
+                public_url: settings.public_url.clone(),
+                poll: Duration::from_millis(settings.mail_poll_ms.max(10)),
+                retry_base: Duration::from_millis(settings.mail_retry_base_ms),
+                max_attempts: settings.mail_max_attempts,
+            },
+            mail_wake,
+        );
+        Ok(Application {
+            port,
+            server,
+            pool,
+            mail_worker,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -107,8 +142,11 @@ impl Application {
         &self.pool
     }
 
-    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish.
+    /// Serves until SIGTERM/SIGINT, then lets in-flight requests finish and stops the
+    /// email worker (an email being sent is finished first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.mail_worker.stop().await;
+        served
     }
 }

@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::input::{activation_limit, optional_name, Email};
 use super::key::{is_valid_prefix, LicenseKey};
-use super::views::{ActivationView, Customer, LicenseDetail, LicenseView, Page, ProductView};
+use super::views::{
+    ActivationView, Customer, EmailStatus, LicenseDetail, LicenseView, Page, ProductView,
+};
 use crate::db::models::{License, LicenseChanges, NewLicense, NewProduct, Product, ProductChanges};
 use crate::db::{activations, licenses, outbox, products};
 use crate::error::AppError;
@@ -360,6 +362,7 @@ pub fn create_license(
 pub fn get_license(conn: &mut PgConnection, id_or_key: &str) -> Result<LicenseDetail, AppError> {
     let (license, product) = find_license(conn, id_or_key)?;
     let activations = activations::list_for(conn, license.id)?;
+    let email_status = outbox::latest_for_license(conn, license.id)?.map(EmailStatus::from);
     let customer = Customer {
         email: license.email.clone(),
         name: license.customer_name.clone(),
@@ -368,6 +371,7 @@ pub fn get_license(conn: &mut PgConnection, id_or_key: &str) -> Result<LicenseDe
         license: LicenseView::admin(license, &product, Utc::now()),
         activations: activations.into_iter().map(ActivationView::from).collect(),
         customer,
+        email_status,
     })
 }
 

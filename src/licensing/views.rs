@@ -5,7 +5,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Status;
-use crate::db::models::{Activation, License, Product};
+use crate::db::models::{Activation, License, OutboxEmail, Product};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductView {
@@ -161,6 +161,35 @@ pub struct LicenseDetail {
     pub license: LicenseView,
     pub activations: Vec<ActivationView>,
     pub customer: Customer,
+    /// The latest email listing this license, if one was ever queued.
+    pub email_status: Option<EmailStatus>,
+}
+
+/// Delivery of a license email: `pending` (queued or waiting to retry), `sending`,
+/// `sent`, or `failed` (gave up; resend-email queues it again).
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailStatus {
+    pub id: Uuid,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<OutboxEmail> for EmailStatus {
+    fn from(e: OutboxEmail) -> Self {
+        EmailStatus {
+            id: e.id,
+            next_attempt_at: (e.status == "pending").then_some(e.next_attempt_at),
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            sent_at: e.sent_at,
+            created_at: e.created_at,
+        }
+    }
 }
 
 /// One page of a list.

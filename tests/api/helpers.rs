@@ -361,3 +361,239 @@ pub mod tempdir {
         }
     }
 }
+
+// --- Stripe and email -------------------------------------------------------
+
+/// The webhook signing secret the Stripe test apps are configured with.
+pub const WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
+
+/// A Stripe event fixture from `tests/fixtures/stripe/`, as JSON.
+pub fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/stripe/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// A fixture with a fresh event id (Stripe gives every delivery of an event one id;
+/// distinct events have distinct ids).
+pub fn event(name: &str) -> Value {
+    let mut e = fixture(name);
+    e["id"] = json!(format!("evt_{}", uuid::Uuid::new_v4().simple()));
+    e
+}
+
+/// A line item as `GET /v1/checkout/sessions/{id}/line_items` returns it.
+pub fn line_item(id: &str, price: &str, quantity: u64) -> Value {
+    json!({
+        "id": id,
+        "object": "item",
+        "adjustable_quantity": null,
+        "amount_discount": 0,
+        "amount_subtotal": 2500 * quantity,
+        "amount_tax": 0,
+        "amount_total": 2500 * quantity,
+        "currency": "usd",
+        "description": "App",
+        "discounts": [],
+        "metadata": {},
+        "price": {
+            "id": price,
+            "object": "price",
+            "active": true,
+            "billing_scheme": "per_unit",
+            "created": 1_700_000_000,
+            "currency": "usd",
+            "custom_unit_amount": null,
+            "livemode": false,
+            "lookup_key": null,
+            "metadata": {},
+            "nickname": null,
+            "product": "prod_RBapp",
+            "recurring": null,
+            "tax_behavior": "unspecified",
+            "tiers_mode": null,
+            "transform_quantity": null,
+            "type": "one_time",
+            "unit_amount": 2500,
+            "unit_amount_decimal": "2500"
+        },
+        "quantity": quantity,
+        "taxes": []
+    })
+}
+
+/// A local fake of the Stripe API (wiremock) serving Stripe-shaped JSON.
+pub struct FakeStripe {
+    pub server: wiremock::MockServer,
+}
+
+impl FakeStripe {
+    pub async fn start() -> FakeStripe {
+        FakeStripe {
+            server: wiremock::MockServer::start().await,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Serves the session's line items one per page, linked by `starting_after`, so
+    /// every fetch must follow `has_more` to see them all.
+    pub async fn line_items(&self, session: &str, items: &[Value]) {
+        use wiremock::matchers::{method, path, query_param, query_param_is_missing};
+        use wiremock::{Mock, ResponseTemplate};
+        let url = format!("/v1/checkout/sessions/{session}/line_items");
+        for (i, item) in items.iter().enumerate() {
+            let page = json!({
+                "object": "list",
+                "data": [item],
+                "has_more": i + 1 < items.len(),
+                "url": url,
+            });
+            let mock = Mock::given(method("GET")).and(path(url.as_str()));
+            let mock = if i == 0 {
+                mock.and(query_param_is_missing("starting_after"))
+            } else {
+                mock.and(query_param(
+                    "starting_after",
+                    items[i - 1]["id"].as_str().unwrap(),
+                ))
+            };
+            mock.respond_with(ResponseTemplate::new(200).set_body_json(page))
+                .mount(&self.server)
+                .await;
+        }
+    }
+
+    /// Serves a subscription whose current period ends at `period_end` (on its item,
+    /// where current API versions put it).
+    pub async fn subscription(&self, id: &str, period_end: i64) {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        let body = json!({
+            "id": id, "object": "subscription", "status": "active",
+            "items": { "object": "list", "has_more": false, "url": "/v1/subscription_items",
+                "data": [{ "id": "si_1", "object": "subscription_item",
+                           "current_period_start": period_end - 30 * 86_400,
+                           "current_period_end": period_end }] }
+        });
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/subscriptions/{id}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Every request fails with a 500 until [`FakeStripe::recover`].
+    pub async fn fail(&self) {
+        use wiremock::{matchers::any, Mock, ResponseTemplate};
+        self.server.reset().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(500).set_body_json(json!({
+                "error": { "type": "api_error", "message": "An unknown error occurred" }
+            })))
+            .mount(&self.server)
+            .await;
+    }
+
+    pub async fn recover(&self) {
+        self.server.reset().await;
+    }
+}
+
+/// An app wired to `stripe` (webhook secret, API key, base URL) and, if given, to a
+/// test SMTP server; the email worker polls and retries fast.
+pub async fn spawn_stripe_app(
+    stripe: &FakeStripe,
+    smtp: Option<&crate::smtp_server::SmtpServer>,
+) -> TestApp {
+    let base = stripe.url();
+    let smtp_url = smtp.map(|s| s.url());
+    spawn_app_with(move |s| {
+        s.stripe_webhook_secrets = vec![SecretString::from(WEBHOOK_SECRET)];
+        s.stripe_api_key = Some(SecretString::from("sk_test_fake"));
+        s.stripe_api_base = base;
+        s.smtp_url = smtp_url.map(SecretString::from);
+        s.mail_poll_ms = 100;
+        s.mail_retry_base_ms = 100;
+    })
+    .await
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl TestApp {
+    /// Posts `body` to the webhook with the given `Stripe-Signature` header (or none).
+    pub async fn post_webhook_raw(&self, body: &str, signature: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .post(self.url("/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(sig) = signature {
+            req = req.header("stripe-signature", sig);
+        }
+        self.send(req).await
+    }
+
+    /// Posts an event signed now with [`WEBHOOK_SECRET`], as Stripe would.
+    pub async fn post_webhook(&self, event: &Value) -> Reply {
+        let body = event.to_string();
+        let sig = licensd::stripe::signature::sign(
+            WEBHOOK_SECRET,
+            chrono::Utc::now().timestamp(),
+            body.as_bytes(),
+        );
+        self.post_webhook_raw(&body, Some(&sig)).await
+    }
+
+    /// `SELECT count(*)` over `table_and_filter`, e.g. `"licenses WHERE source = 'stripe'"`.
+    pub async fn count(&self, table_and_filter: &str) -> i64 {
+        let sql = format!("SELECT count(*) AS n FROM {table_and_filter}");
+        self.db(move |conn| diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n)
+            .await
+    }
+
+    /// The keys minted from a checkout session, in line item and seat order.
+    pub async fn keys_of_session(&self, session: &str) -> Vec<String> {
+        let session = session.to_owned();
+        self.db(move |conn| {
+            use diesel::prelude::*;
+            use licensd::db::schema::licenses::dsl::*;
+            licenses
+                .filter(stripe_checkout_session_id.eq(session))
+                .order((stripe_line_item_id, stripe_line_item_seq))
+                .select(key)
+                .load::<String>(conn)
+                .unwrap()
+        })
+        .await
+    }
+
+    /// The `validate` code of a key.
+    pub async fn validate_code(&self, key: &str) -> String {
+        let reply = self.validate(json!({ "key": key })).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["code"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the admin view of a license until `done(email_status)` or 15 s pass.
+    pub async fn wait_for_email_status(&self, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let status =
+                self.admin_get(&format!("/v1/licenses/{key}")).await.body["email_status"].clone();
+            if done(&status) || std::time::Instant::now() > deadline {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -5,6 +5,9 @@ mod helpers;
 
 mod activation;
 mod admin;
+mod email;
 mod errors;
 mod metrics;
+mod smtp_server;
+mod stripe;
 mod validate;

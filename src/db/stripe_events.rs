@@ -1,0 +1,110 @@
+//! The idempotency record of Stripe webhooks (one row per event id, ever) and the
+//! license changes Stripe events cause.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::on_constraint;
+use uuid::Uuid;
+
+use super::models::{License, NewLicense};
+use super::schema::{licenses, stripe_events};
+
+/// Whether the event was already processed (a cheap read before any API call).
+pub fn is_recorded(conn: &mut PgConnection, event_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(stripe_events::table.find(event_id))).get_result(conn)
+}
+
+/// Records the event if it is new. `false` means another delivery got there first;
+/// a concurrent delivery waits on the primary key until the first one commits.
+pub fn insert_new(
+    conn: &mut PgConnection,
+    event_id: &str,
+    event_type: &str,
+    payload: &serde_json::Value,
+) -> QueryResult<bool> {
+    let inserted = diesel::insert_into(stripe_events::table)
+        .values((
+            stripe_events::id.eq(event_id),
+            stripe_events::event_type.eq(event_type),
+            stripe_events::outcome.eq("processing"),
+            stripe_events::payload.eq(payload),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(inserted == 1)
+}
+
+pub fn set_outcome(conn: &mut PgConnection, event_id: &str, outcome: &str) -> QueryResult<()> {
+    diesel::update(stripe_events::table.find(event_id))
+        .set(stripe_events::outcome.eq(outcome))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts a license minted from a checkout line item, unless that (session, line
+/// item, seq) was minted already: then `None`. The unique constraint decides, so
+/// concurrent events for one session mint it once.
+pub fn insert_minted(conn: &mut PgConnection, new: &NewLicense) -> QueryResult<Option<License>> {
+    diesel::insert_into(licenses::table)
+        .values(new)
+        .on_conflict(on_constraint("licenses_stripe_line_item_unique"))
+        .do_nothing()
+        .returning(License::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+/// Sets `status` on the licenses paid by `payment_intent` whose status is one of `from`.
+pub fn set_status_by_payment_intent(
+    conn: &mut PgConnection,
+    payment_intent: &str,
+    from: &[&str],
+    to: &str,
+) -> QueryResult<Vec<Uuid>> {
+    diesel::update(
+        licenses::table
+            .filter(licenses::stripe_payment_intent_id.eq(payment_intent))
+            .filter(licenses::status.eq_any(from)),
+    )
+    .set((licenses::status.eq(to), licenses::updated_at.eq(Utc::now())))
+    .returning(licenses::id)
+    .get_results(conn)
+}
+
+/// Moves the expiry of a subscription's licenses out to `until`, never in: perpetual
+/// licenses and later expiries stay as they are.
+pub fn extend_subscription(
+    conn: &mut PgConnection,
+    subscription: &str,
+    until: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        licenses::table
+            .filter(licenses::stripe_subscription_id.eq(subscription))
+            .filter(licenses::expires_at.lt(until)),
+    )
+    .set((
+        licenses::expires_at.eq(until),
+        licenses::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+}
+
+/// Ends a subscription's licenses at `now` (those not already expired).
+pub fn expire_subscription(
+    conn: &mut PgConnection,
+    subscription: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        licenses::table
+            .filter(licenses::stripe_subscription_id.eq(subscription))
+            .filter(
+                licenses::expires_at
+                    .is_null()
+                    .or(licenses::expires_at.gt(now)),
+            ),
+    )
+    .set((licenses::expires_at.eq(now), licenses::updated_at.eq(now)))
+    .execute(conn)
+}

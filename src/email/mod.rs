@@ -1,0 +1,272 @@
+//! License emails: rendered from templates (compiled-in defaults the seller can
+//! override in the config folder), built as multipart text + HTML with lettre, and
+//! delivered from the outbox by the in-process [`worker`].
+
+pub mod worker;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db::models::{License, Product};
+
+/// The template files, by the name a seller gives an override in the templates folder.
+pub const TEMPLATE_FILES: [(&str, &str); 3] = [
+    (
+        "license_email.subject.txt",
+        include_str!("templates/license_email.subject.txt"),
+    ),
+    (
+        "license_email.txt",
+        include_str!("templates/license_email.txt"),
+    ),
+    (
+        "license_email.html",
+        include_str!("templates/license_email.html"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    #[error("email template {name}: {source}")]
+    Template {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("cannot read email template {path}: {source}")]
+    TemplateFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid address {0:?}")]
+    Address(String),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+    #[error("LICENSD_SMTP_URL is not a valid SMTP URL: {0}")]
+    SmtpUrl(String),
+    #[error("{0}")]
+    Send(String),
+}
+
+/// The compiled templates.
+pub struct Templates {
+    env: minijinja::Environment<'static>,
+}
+
+impl fmt::Debug for Templates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Templates")
+    }
+}
+
+impl Templates {
+    /// The defaults, each replaced by a file of the same name in `dir` if one exists.
+    /// Every template is test-rendered, so a broken override fails at start-up.
+    pub fn load(dir: Option<&Path>) -> Result<Self, EmailError> {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        for (name, default) in TEMPLATE_FILES {
+            let source = match dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => {
+                    tracing::info!(template = %path.display(), "using email template override");
+                    std::fs::read_to_string(&path)
+                        .map_err(|source| EmailError::TemplateFile { path, source })?
+                }
+                None => default.to_owned(),
+            };
+            env.add_template_owned(name, source)
+                .map_err(|source| EmailError::Template {
+                    name: name.to_owned(),
+                    source,
+                })?;
+        }
+        let templates = Templates { env };
+        templates.render(&LicenseEmail::sample())?;
+        Ok(templates)
+    }
+
+    fn render_one(&self, name: &str, ctx: &LicenseEmail) -> Result<String, EmailError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|source| EmailError::Template {
+                name: name.to_owned(),
+                source,
+            })
+    }
+
+    /// Subject, text body, HTML body.
+    pub fn render(&self, ctx: &LicenseEmail) -> Result<(String, String, String), EmailError> {
+        let subject = self.render_one("license_email.subject.txt", ctx)?;
+        // A subject is one line, whatever the template does.
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        Ok((
+            subject,
+            self.render_one("license_email.txt", ctx)?,
+            self.render_one("license_email.html", ctx)?,
+        ))
+    }
+}
+
+/// What the license email templates see.
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseEmail {
+    pub email: String,
+    pub customer_name: Option<String>,
+    /// The products' names, joined with ", ".
+    pub product_names: String,
+    pub licenses: Vec<LicenseLine>,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseLine {
+    pub key: String,
+    pub product_name: String,
+    pub product_slug: String,
+    pub max_activations: Option<i32>,
+    /// `YYYY-MM-DD HH:MM UTC`, or none for a perpetual license.
+    pub expires_at: Option<String>,
+}
+
+impl LicenseEmail {
+    pub fn new(recipient: &str, rows: &[(License, Product)], public_url: &str) -> Self {
+        let mut names: Vec<&str> = Vec::new();
+        for (_, p) in rows {
+            if !names.contains(&p.name.as_str()) {
+                names.push(&p.name);
+            }
+        }
+        LicenseEmail {
+            email: recipient.to_owned(),
+            customer_name: rows.iter().find_map(|(l, _)| l.customer_name.clone()),
+            product_names: names.join(", "),
+            licenses: rows
+                .iter()
+                .map(|(l, p)| LicenseLine {
+                    key: l.key.clone(),
+                    product_name: p.name.clone(),
+                    product_slug: p.slug.clone(),
+                    max_activations: l.max_activations,
+                    expires_at: l
+                        .expires_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+                })
+                .collect(),
+            public_url: public_url.to_owned(),
+        }
+    }
+
+    fn sample() -> Self {
+        LicenseEmail {
+            email: "buyer@example.com".into(),
+            customer_name: Some("Ada".into()),
+            product_names: "App".into(),
+            licenses: vec![LicenseLine {
+                key: "XXXXX-XXXXX-XXXXX-XXXXX-XXXXX".into(),
+                product_name: "App".into(),
+                product_slug: "app".into(),
+                max_activations: Some(3),
+                expires_at: None,
+            }],
+            public_url: "http://localhost".into(),
+        }
+    }
+}
+
+/// Builds the message. Its Message-ID derives from the outbox id, so a receiving
+/// system can tell a redelivery of the same email.
+pub fn build_message(
+    outbox_id: Uuid,
+    from: &str,
+    to: &str,
+    (subject, text, html): (String, String, String),
+) -> Result<Message, EmailError> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|_| EmailError::Address(from.to_owned()))?;
+    let to: Mailbox = to.parse().map_err(|_| EmailError::Address(to.to_owned()))?;
+    let domain = from.email.domain().to_owned();
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .message_id(Some(format!("<{}@{domain}>", outbox_id.simple())))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|e| EmailError::Build(e.to_string()))
+}
+
+/// Where email goes: an SMTP server, or `.eml` files in a folder.
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(PathBuf),
+}
+
+/// Neither the SMTP URL nor its password is ever shown.
+impl fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Mailer::Files(dir) => write!(f, "Mailer::Files({})", dir.display()),
+        }
+    }
+}
+
+/// How long one SMTP exchange may take; well inside the worker's claim lease.
+pub const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Mailer {
+    pub fn new(smtp_url: Option<&SecretString>, mail_dir: &Path) -> Result<Self, EmailError> {
+        match smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    // lettre's error names the problem, not the URL.
+                    .map_err(|e| EmailError::SmtpUrl(e.to_string()))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build();
+                Ok(Mailer::Smtp(transport))
+            }
+            None => Ok(Mailer::Files(mail_dir.to_owned())),
+        }
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), EmailError> {
+        match self {
+            Mailer::Smtp(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| EmailError::Send(format!("SMTP: {e}"))),
+            Mailer::Files(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| EmailError::Send(format!("{}: {e}", dir.display())))?;
+                AsyncFileTransport::<Tokio1Executor>::new(dir)
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| EmailError::Send(format!("{}: {e}", dir.display())))
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Outbound calls to the Stripe API (async-stripe 1.0): a checkout session's line
+//! items, all pages, and a subscription's current period end.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use stripe_checkout::checkout_session::ListLineItemsCheckoutSession;
+use stripe_client_core::{RequestBuilder, StripeMethod};
+
+use super::event::Subscription;
+
+/// Why the Stripe API could not answer; the webhook turns it into a 503 so Stripe retries.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("LICENSD_STRIPE_API_KEY is not set, so checkout line items cannot be fetched")]
+    NoApiKey,
+    #[error("Stripe API request failed: {0}")]
+    Request(String),
+}
+
+/// One line of a checkout: which price, how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineItem {
+    pub id: String,
+    pub price_id: Option<String>,
+    pub quantity: u64,
+}
+
+/// A Stripe API client for the configured key and base URL. Its `Debug` shows
+/// neither the key nor the client.
+#[derive(Clone)]
+pub struct StripeApi {
+    client: Option<::stripe::Client>,
+}
+
+impl fmt::Debug for StripeApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeApi")
+            .field("configured", &self.client.is_some())
+            .finish()
+    }
+}
+
+/// How long one Stripe API call may take before the webhook gives up (Stripe waits ~20 s).
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+impl StripeApi {
+    /// A client for `base` (e.g. `https://api.stripe.com`); without a key every call
+    /// fails with [`ApiError::NoApiKey`].
+    pub fn new(api_key: Option<&SecretString>, base: &str) -> Result<Self, ApiError> {
+        let Some(key) = api_key else {
+            return Ok(StripeApi { client: None });
+        };
+        // async-stripe appends `v1/...` to the base as written, so it must end in '/'.
+        let base = format!("{}/", base.trim_end_matches('/'));
+        let client = ::stripe::ClientBuilder::new(key.expose_secret())
+            .url(base)
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|e| ApiError::Request(e.to_string()))?;
+        Ok(StripeApi {
+            client: Some(client),
+        })
+    }
+
+    fn client(&self) -> Result<&::stripe::Client, ApiError> {
+        self.client.as_ref().ok_or(ApiError::NoApiKey)
+    }
+
+    /// Every line item of the session, following `has_more` through all pages.
+    pub async fn line_items(&self, session_id: &str) -> Result<Vec<LineItem>, ApiError> {
+        let client = self.client()?;
+        let items: Vec<_> = ListLineItemsCheckoutSession::new(session_id)
+            .limit(100)
+            .paginate()
+            .stream(client)
+            .try_collect()
+            .await
+            .map_err(|e| ApiError::Request(e.to_string()))?;
+        Ok(items
+            .into_iter()
+            .map(|item| LineItem {
+                id: item.id.to_string(),
+                price_id: item.price.map(|p| p.id.to_string()),
+                quantity: item.quantity.unwrap_or(1),
+            })
+            .collect())
+    }
+
+    /// The end of the subscription's current paid period (unix seconds), read from its
+    /// items (current API versions) or from the subscription itself (older ones).
+    pub async fn subscription_period_end(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Option<i64>, ApiError> {
+        let client = self.client()?;
+        // Read as an untyped value and then leniently with serde: the billing crate is
+        // heavy to build, and only one field is needed.
+        let value: miniserde::json::Value = RequestBuilder::new(
+            StripeMethod::Get,
+            format!("/subscriptions/{subscription_id}"),
+        )
+        .customize()
+        .send(client)
+        .await
+        .map_err(|e| ApiError::Request(e.to_string()))?;
+        let text = miniserde::json::to_string(&value);
+        let sub: Subscription =
+            serde_json::from_str(&text).map_err(|e| ApiError::Request(e.to_string()))?;
+        Ok(sub.period_end())
+    }
+}

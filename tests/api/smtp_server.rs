@@ -1,0 +1,174 @@
+//! A real SMTP server on loopback, in the test process: enough of RFC 5321 for
+//! lettre (greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT). It can be taken
+//! "down" (it then answers 421 and hangs up) and brought back.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// One message as the server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The DATA section, dot-unstuffed, with CRLF line ends.
+    pub data: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    down: AtomicBool,
+    refused: AtomicUsize,
+    messages: Mutex<Vec<Received>>,
+    arrived: Notify,
+}
+
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub port: u16,
+    inner: Arc<Inner>,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let inner = Arc::new(Inner::default());
+        let state = inner.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let _ = session(stream, state).await;
+                });
+            }
+        });
+        SmtpServer { port, inner }
+    }
+
+    /// `smtp://127.0.0.1:PORT`: plain SMTP, as lettre reads the URL.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Down: every connection and command gets `421` and the connection is closed.
+    pub fn set_down(&self, down: bool) {
+        self.inner.down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many connections or commands were refused while down.
+    pub fn refused(&self) -> usize {
+        self.inner.refused.load(Ordering::SeqCst)
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.inner.messages.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages arrived (or `timeout` passed) and returns them all.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.inner.arrived.notified();
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.messages();
+            }
+        }
+    }
+}
+
+async fn session(stream: TcpStream, state: Arc<Inner>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let refuse = |state: &Inner| {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        "421 4.3.2 test server is down\r\n"
+    };
+    if state.down.load(Ordering::SeqCst) {
+        write.write_all(refuse(&state).as_bytes()).await?;
+        return Ok(());
+    }
+    write.write_all(b"220 localhost test ESMTP\r\n").await?;
+    let mut from = String::new();
+    let mut to = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_owned();
+        let verb = command
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if state.down.load(Ordering::SeqCst) && verb != "QUIT" {
+            write.write_all(refuse(&state).as_bytes()).await?;
+            return Ok(());
+        }
+        let reply: &str = match verb.as_str() {
+            "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "HELO" | "NOOP" => "250 OK\r\n",
+            "RSET" => {
+                from.clear();
+                to.clear();
+                "250 OK\r\n"
+            }
+            "MAIL" => {
+                from = address(&command);
+                to.clear();
+                "250 OK\r\n"
+            }
+            "RCPT" => {
+                to.push(address(&command));
+                "250 OK\r\n"
+            }
+            "DATA" => {
+                write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    let l = line.trim_end_matches(['\r', '\n']);
+                    if l == "." {
+                        break;
+                    }
+                    data.push_str(l.strip_prefix('.').unwrap_or(l));
+                    data.push_str("\r\n");
+                }
+                state.messages.lock().unwrap().push(Received {
+                    from: std::mem::take(&mut from),
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                state.arrived.notify_waiters();
+                "250 OK queued\r\n"
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => "502 command not implemented\r\n",
+        };
+        write.write_all(reply.as_bytes()).await?;
+    }
+}
+
+/// `MAIL FROM:<a@b> SIZE=1` → `a@b`.
+fn address(command: &str) -> String {
+    match (command.find('<'), command.find('>')) {
+        (Some(a), Some(b)) if a < b => command[a + 1..b].to_owned(),
+        _ => String::new(),
+    }
+}
