@@ -43,3 +43,36 @@ sql() { psql "$DATABASE_URL" -Atc "$1"; }
 verdict() {
   if [ "$1" = 0 ]; then echo "PASS drill $DRILL: $2"; exit 0; else echo "FAIL drill $DRILL: $2"; exit 1; fi
 }
+
+# --- Stripe and email (drills 1, 3, 4 and the webhook benchmark) ---------------------
+TOOLS="python3 $ROOT/bench/drills/stripe_tools.py"
+FAKE_STRIPE_PORT=$((DRILL_PORT_BASE + 10))
+SMTP_PORT=$((DRILL_PORT_BASE + 11))
+MAILS=$DRILL_WORK/mails.jsonl
+declare -a HELPER_PIDS=()
+SMTP_PID=
+
+# with_stripe: the settings every instance needs for the webhook and SMTP delivery.
+with_stripe() {
+  export LICENSD_STRIPE_WEBHOOK_SECRETS=whsec_drill LICENSD_STRIPE_API_KEY=sk_test_drill
+  export LICENSD_STRIPE_API_BASE=http://127.0.0.1:$FAKE_STRIPE_PORT
+  export LICENSD_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
+  $TOOLS fake-stripe --port "$FAKE_STRIPE_PORT" & HELPER_PIDS+=($!)
+  touch "$MAILS"
+}
+smtp_up() {
+  $TOOLS smtp-sink --port "$SMTP_PORT" --out "$MAILS" & SMTP_PID=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$SMTP_PORT) 2>/dev/null && return 0; sleep 0.1; done
+}
+smtp_down() { [ -n "$SMTP_PID" ] && kill "$SMTP_PID" 2>/dev/null; wait "$SMTP_PID" 2>/dev/null || true; SMTP_PID=; }
+drill_product() {
+  "$LICENSD" product create --name "Drill App" --slug drill --price price_drill "$@" >/dev/null
+}
+urls() { local u=() i; for i in "$@"; do u+=("http://127.0.0.1:$((DRILL_PORT_BASE + i))"); done; (IFS=,; echo "${u[*]}"); }
+# wait_for_mails N SECONDS: until the sink holds N emails (or time runs out).
+wait_for_mails() {
+  local deadline=$((SECONDS + $2))
+  while (( SECONDS < deadline )); do (( $(wc -l <"$MAILS") >= $1 )) && return 0; sleep 0.5; done
+  return 1
+}
+stripe_cleanup() { smtp_down; for pid in "${HELPER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; drill_cleanup; }
