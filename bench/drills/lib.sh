@@ -5,9 +5,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 DRILL_DB=licensd_bench_drill_$DRILL
 DRILL_PORT_BASE=${DRILL_PORT_BASE:-18420}
-# A release build if there is one, else the debug build (both work).
-LICENSD=${LICENSD:-$ROOT/target/release/licensd}
-[ -x "$LICENSD" ] || LICENSD=$ROOT/target/debug/licensd
+# The newer of the release and debug builds (both work), unless LICENSD names one.
+if [ -z "${LICENSD:-}" ]; then
+  LICENSD=$(ls -t "$ROOT/target/release/licensd" "$ROOT/target/debug/licensd" 2>/dev/null | head -1)
+fi
 DRILL_WORK=$(mktemp -d)
 export DATABASE_URL=$PGURL/$DRILL_DB LICENSD_LOG=${LICENSD_LOG:-info} LICENSD_LOG_FORMAT=json
 export LICENSD_MAIL_DIR=$DRILL_WORK/mail
