@@ -53,7 +53,7 @@ pg_run() { # concurrency
 }
 load() { cut -d' ' -f1 /proc/loadavg; }
 # Other people's compile jobs running now (this machine is shared): a noise indicator.
-others() { pgrep -c -x 'rustc|clippy-driver|cc1|cc1plus|ld|cargo' || true; }
+others() { ps -eo comm= | grep -cE '^(rustc|clippy-driver|cc1|cc1plus|ld|cargo)$' || true; }
 
 wrk_run 16 validate >/dev/null  # warm-up: caches, pool connections
 
