@@ -7,7 +7,8 @@
 //! - [`email`]: license emails (templates, the outbox worker);
 //! - [`db`]: where it is stored (schema, models, queries).
 //!
-//! [`cli`] is the binary's front door; [`config`] and [`telemetry`] are set up once at start.
+//! [`cli`] is the binary's front door; [`config`] and [`telemetry`] are set up once at start;
+//! [`metrics`] is the process-wide Prometheus registry every layer records into.
 
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod email;
 pub mod error;
 pub mod http;
 pub mod licensing;
+pub mod metrics;
 pub mod stripe;
 pub mod telemetry;
 

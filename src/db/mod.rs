@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod products;
 pub mod schema;
 pub mod signing_keys;
+pub mod stats;
 pub mod stripe_events;
 
 use std::time::Duration;
@@ -43,7 +44,10 @@ where
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let mut conn = pool.get()?;
+        let asked = std::time::Instant::now();
+        let conn = pool.get();
+        crate::metrics::record_pool_wait(asked.elapsed());
+        let mut conn = conn?;
         f(&mut conn)
     })
     .await

@@ -119,6 +119,7 @@ async fn deliver(
             .await
         }
         Err(Failure { error, permanent }) => {
+            crate::metrics::record_email_send_failure();
             let give_up = permanent || (config.max_attempts > 0 && attempts >= config.max_attempts);
             let wait = backoff(config.retry_base, attempts);
             tracing::warn!(email_id = %id, attempts, give_up, retry_in_ms = wait.as_millis() as u64, %error, "license email not sent");

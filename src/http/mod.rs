@@ -7,6 +7,7 @@ pub mod compat;
 pub mod error;
 pub mod extract;
 pub mod limits;
+mod metrics;
 pub mod openapi;
 mod ops;
 mod public;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use tokio::sync::Notify;
 use tracing_actix_web::TracingLogger;
@@ -61,6 +62,7 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
         public::ROUTES,
         admin::ROUTES,
         webhook::ROUTES,
+        metrics::ROUTES,
         openapi::ROUTES,
     ]
     .concat();
@@ -141,8 +143,10 @@ impl Application {
                         .error_handler(|_, _| AppError::not_found("resource").into()),
                 )
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
+                .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())
                 .configure(ops::routes)
+                .configure(metrics::routes)
                 .configure(public::routes)
                 .configure(admin::routes)
                 .configure(webhook::routes)

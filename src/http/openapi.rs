@@ -51,6 +51,7 @@ pub fn document(public_url: &str) -> utoipa::openapi::OpenApi {
     doc.merge(super::public::Api::openapi());
     doc.merge(super::admin::Api::openapi());
     doc.merge(super::webhook::Api::openapi());
+    doc.merge(super::metrics::Api::openapi());
     doc.merge(super::compat::openapi());
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.servers = Some(vec![ServerBuilder::new().url(public_url).build()]);

@@ -21,6 +21,7 @@ use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::key::LicenseKey;
 use crate::licensing::signing::{self, CheckoutRequest};
 use crate::licensing::views::ActivationView;
+use crate::metrics;
 
 /// The routes of this module, for the OpenAPI check (see `http::routes`).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -107,6 +108,7 @@ async fn validate(
         Ok(check::validate(conn, &req, interval)?)
     })
     .await?;
+    metrics::record_validation(answer.code.as_str());
     let mut res = HttpResponse::Ok().json(&answer);
     if answer.code == Code::NotFound {
         mark_failed_lookup(&mut res);
@@ -173,6 +175,11 @@ async fn activate(
         .limits
         .activation_attempt(&state.settings, &limit_key)?;
     let outcome = db::run(&state.pool, move |conn| Ok(check::activate(conn, &req)?)).await?;
+    metrics::record_activation(match &outcome {
+        Activated::New { .. } => "NEW",
+        Activated::Existing { .. } => "EXISTING",
+        Activated::Refused(code) => code.as_str(),
+    });
     Ok(match outcome {
         Activated::New {
             activation,

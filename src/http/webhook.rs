@@ -1,6 +1,7 @@
 //! `POST /webhooks/stripe`: verifies the signature over the raw body, then hands the
 //! event to `stripe`, which decides what it does.
 
+use crate::metrics;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
@@ -40,10 +41,13 @@ async fn receive_stripe_event(
         .headers()
         .get("stripe-signature")
         .map(|v| v.to_str().unwrap_or(""));
-    signature::verify(header, &body, secrets, Utc::now().timestamp())
-        .map_err(|e| AppError::InvalidSignature(e.message()))?;
+    signature::verify(header, &body, secrets, Utc::now().timestamp()).map_err(|e| {
+        metrics::record_webhook("unknown", "invalid_signature");
+        AppError::InvalidSignature(e.message())
+    })?;
     let (event, raw) = stripe::parse(&body)?;
     let event_id = event.id.clone();
+    let event_type = event.event_type.clone();
     let handled = stripe::process(
         &state.pool,
         &state.stripe_api,
@@ -51,7 +55,15 @@ async fn receive_stripe_event(
         event,
         raw,
     )
-    .await?;
+    .await
+    .inspect_err(|_| metrics::record_webhook(&event_type, "error"))?;
+    // The label is the kind of outcome, never its free text (bounded series).
+    let outcome = if handled.duplicate {
+        "duplicate"
+    } else {
+        "processed"
+    };
+    metrics::record_webhook(&event_type, outcome);
     if handled.email_queued {
         state.wake_mailer();
     }

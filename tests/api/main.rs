@@ -13,6 +13,7 @@ mod compat_wckm;
 mod email;
 mod errors;
 mod license_file;
+mod metrics;
 mod openapi;
 mod rate_limit;
 mod signing;
