@@ -7,7 +7,7 @@ DRILL_DB=licensd_bench_drill_$DRILL
 DRILL_PORT_BASE=${DRILL_PORT_BASE:-18420}
 # The newer of the release and debug builds (both work), unless LICENSD names one.
 if [ -z "${LICENSD:-}" ]; then
-  LICENSD=$(ls -t "$ROOT/target/release/licensd" "$ROOT/target/debug/licensd" 2>/dev/null | head -1)
+  LICENSD=$(ls -t "$ROOT/target/release/licensd" "$ROOT/target/debug/licensd" 2>/dev/null | head -1 || true)
 fi
 DRILL_WORK=$(mktemp -d)
 export DATABASE_URL=$PGURL/$DRILL_DB LICENSD_LOG=${LICENSD_LOG:-info} LICENSD_LOG_FORMAT=json

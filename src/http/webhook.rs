@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[utoipa::path(post, path = "/webhooks/stripe", tag = "stripe",
-    description = "Stripe events (raw body, `Stripe-Signature` header); see docs/stripe.md.",
+    description = "Stripe events (raw body, `Stripe-Signature` header); see Connecting Stripe in README.md.",
     responses(
         (status = 200, description = "Received: `{received, event, duplicate, outcome}`", body = Object),
         (status = 400, description = "`invalid_signature` or a body that is not an event; nothing stored", body = super::openapi::ErrorBody),
