@@ -19,16 +19,18 @@ if [ -z "${PG_STOP:-}" ]; then
   as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR/data" -A trust -U postgres >/dev/null
   PG_START="$PG_BIN/pg_ctl -D $PGDATA_DIR/data -o '-p $DRILL_PG_PORT -k /tmp -c max_connections=100' -l $PGDATA_DIR/log -w start"
   PG_STOP="$PG_BIN/pg_ctl -D $PGDATA_DIR/data -m fast -w stop"
+  pg_cleanup() { as_pg bash -c "$PG_STOP" >/dev/null 2>&1 || true; rm -rf "$PGDATA_DIR"; }
+  # Whatever fails from here on, the throw-away cluster goes with it.
+  trap pg_cleanup EXIT
   as_pg bash -c "$PG_START" >/dev/null
   export PGURL=postgres://postgres@127.0.0.1:$DRILL_PG_PORT
-  pg_cleanup() { as_pg bash -c "$PG_STOP" >/dev/null 2>&1 || true; rm -rf "$PGDATA_DIR"; }
 else
   as_pg() { "$@"; }
   pg_cleanup() { :; }
 fi
 source "$(dirname "$0")/lib.sh"
 export LICENSD_DB_TIMEOUT_SECS=${LICENSD_DB_TIMEOUT_SECS:-2}
-trap 'drill_cleanup; pg_cleanup' EXIT
+trap drill_cleanup EXIT
 
 drill_db_reset
 for i in 0 1 2; do start_instance $i; done
