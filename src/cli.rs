@@ -200,12 +200,17 @@ impl Cli {
     }
 }
 
+/// Writes to stdout; a closed pipe (`licensd ... | head`) is not an error worth a panic.
+fn print_line(text: &str) -> Result<(), AppError> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(AppError::internal(e)),
+        _ => Ok(()),
+    }
+}
+
 fn print_json(value: &impl Serialize) -> Result<(), AppError> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).map_err(AppError::internal)?
-    );
-    Ok(())
+    print_line(&serde_json::to_string_pretty(value).map_err(AppError::internal)?)
 }
 
 /// `licensd verify`: the same checks the customer software makes, with the client crate.
@@ -328,7 +333,7 @@ impl Command {
             Command::SigningKey(SigningKeyCommand::Show) => {
                 let signer = Signer::load(conn, settings.signing_key.as_ref())?;
                 let public = signer.public_key();
-                println!("{}", public.public_key);
+                print_line(&public.public_key)?;
                 eprintln!("licensd: key id {} ({})", public.key_id, public.algorithm);
                 Ok(())
             }
@@ -348,7 +353,7 @@ impl Command {
                 }
                 let token = new_token();
                 db::api_keys::insert(conn, name, &hash_token(&token))?;
-                println!("{token}");
+                print_line(&token)?;
                 eprintln!("licensd: this token is shown once; store it now");
                 Ok(())
             }
