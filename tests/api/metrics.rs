@@ -131,3 +131,28 @@ async fn webhook_and_email_failure_counters_are_exposed() {
     );
     assert!(value_of(text, "licensd_email_send_failures_total").is_some_and(|v| v >= 1.0));
 }
+
+#[tokio::test]
+async fn webhooks_are_counted_by_type_and_outcome_kind() {
+    use crate::helpers::{spawn_stripe_app, FakeStripe};
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    // The registry is per process: a type no other test sends keeps the counts exact.
+    let kind = format!("test.metrics_{}", uuid::Uuid::new_v4().simple());
+    let event =
+        serde_json::json!({ "id": format!("evt_{kind}"), "type": kind, "data": { "object": {} } });
+    assert_eq!(
+        app.post_webhook(&event).await.status,
+        reqwest::StatusCode::OK
+    );
+    assert_eq!(
+        app.post_webhook(&event).await.status,
+        reqwest::StatusCode::OK
+    );
+    let text = app.get("/metrics").await.body.as_str().unwrap().to_owned();
+    for outcome in ["processed", "duplicate"] {
+        let line =
+            format!("licensd_webhooks_total{{event_type=\"{kind}\",outcome=\"{outcome}\"}} 1");
+        assert!(text.contains(&line), "missing {line}");
+    }
+}
