@@ -54,6 +54,8 @@ pub struct Settings {
     pub mail_poll_ms: u64,
     pub mail_retry_base_ms: u64,
     pub mail_max_attempts: u32,
+    /// Emails one instance sends at once (SMTP connections are pooled and reused).
+    pub mail_concurrency: u32,
 
     pub log: String,
     pub log_format: LogFormat,

@@ -9,30 +9,38 @@ use uuid::Uuid;
 use super::models::{License, OutboxEmail, Product};
 use super::schema::{email_outbox, licenses, products};
 
-/// Queues the license email listing `license_ids` for `recipient`.
+/// The Postgres channel on which a queued email is announced, so the email worker of
+/// every instance wakes at once (see `email::worker`).
+pub const CHANNEL: &str = "licensd_outbox";
+
+/// Queues the license email listing `license_ids` for `recipient`, and announces it
+/// on [`CHANNEL`]. Inside a transaction the announcement goes out only on commit.
 pub fn enqueue_license_email(
     conn: &mut PgConnection,
     recipient: &str,
     license_ids: &[Uuid],
 ) -> QueryResult<Uuid> {
     let ids: Vec<Option<Uuid>> = license_ids.iter().copied().map(Some).collect();
-    diesel::insert_into(email_outbox::table)
+    let id = diesel::insert_into(email_outbox::table)
         .values((
             email_outbox::kind.eq("license_keys"),
             email_outbox::recipient.eq(recipient),
             email_outbox::license_ids.eq(ids),
         ))
         .returning(email_outbox::id)
-        .get_result(conn)
+        .get_result(conn)?;
+    diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+    Ok(id)
 }
 
-/// Claims the next due email for `lease`: a pending row whose time has come, or a
-/// `sending` row whose lease ran out (its worker died). Rows another worker holds
+/// Claims up to `limit` due emails for `lease`: pending rows whose time has come, or
+/// `sending` rows whose lease ran out (their worker died). Rows another worker holds
 /// are skipped, so no two workers, in any process, claim the same row.
-pub fn claim_next(
+pub fn claim_due(
     conn: &mut PgConnection,
     lease_until: DateTime<Utc>,
-) -> QueryResult<Option<OutboxEmail>> {
+    limit: usize,
+) -> QueryResult<Vec<OutboxEmail>> {
     conn.transaction(|conn| {
         let due = email_outbox::status
             .eq("pending")
@@ -40,26 +48,28 @@ pub fn claim_next(
             .or(email_outbox::status
                 .eq("sending")
                 .and(email_outbox::locked_until.assume_not_null().lt(now)));
-        let Some(id) = email_outbox::table
+        let ids: Vec<Uuid> = email_outbox::table
             .filter(due)
             .order(email_outbox::next_attempt_at)
             .select(email_outbox::id)
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .for_update()
             .skip_locked()
-            .first::<Uuid>(conn)
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        diesel::update(email_outbox::table.find(id))
-            .set((
-                email_outbox::status.eq("sending"),
-                email_outbox::locked_until.eq(lease_until),
-                email_outbox::attempts.eq(email_outbox::attempts + 1),
-            ))
-            .returning(OutboxEmail::as_returning())
-            .get_result(conn)
-            .map(Some)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut claimed: Vec<OutboxEmail> =
+            diesel::update(email_outbox::table.filter(email_outbox::id.eq_any(ids)))
+                .set((
+                    email_outbox::status.eq("sending"),
+                    email_outbox::locked_until.eq(lease_until),
+                    email_outbox::attempts.eq(email_outbox::attempts + 1),
+                ))
+                .returning(OutboxEmail::as_returning())
+                .get_results(conn)?;
+        claimed.sort_by_key(|e| e.next_attempt_at);
+        Ok(claimed)
     })
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -236,13 +237,20 @@ impl fmt::Debug for Mailer {
 pub const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Mailer {
-    pub fn new(smtp_url: Option<&SecretString>, mail_dir: &Path) -> Result<Self, EmailError> {
+    /// `connections`: the most SMTP connections kept open and reused, one per email
+    /// being sent at once (the worker's `mail_concurrency`).
+    pub fn new(
+        smtp_url: Option<&SecretString>,
+        mail_dir: &Path,
+        connections: u32,
+    ) -> Result<Self, EmailError> {
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     // lettre's error names the problem, not the URL.
                     .map_err(|e| EmailError::SmtpUrl(e.to_string()))?
                     .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(PoolConfig::new().max_size(connections.max(1)))
                     .build();
                 Ok(Mailer::Smtp(transport))
             }
@@ -278,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn debug_never_shows_the_smtp_url() {
         let url = SecretString::from("smtps://user:hunter2@smtp.example.com".to_owned());
-        let mailer = Mailer::new(Some(&url), Path::new("/tmp")).unwrap();
+        let mailer = Mailer::new(Some(&url), Path::new("/tmp"), 4).unwrap();
         let shown = format!("{mailer:?}");
         assert!(
             !shown.contains("hunter2") && !shown.contains("example"),

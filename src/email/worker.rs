@@ -1,12 +1,18 @@
 //! The email worker: claims due outbox rows (`FOR UPDATE SKIP LOCKED`, with a lease so
-//! a crashed worker's row is retried), renders and sends them, and records the result.
-//! Failures back off exponentially. It wakes when a request queued an email, and
-//! polls for rows other instances queued and for retries that fell due.
+//! a crashed worker's row is retried), renders and sends them, up to
+//! `mail_concurrency` at once, and records each result on its own. Failures back off
+//! exponentially. It wakes when any instance queues an email (Postgres `LISTEN` on
+//! [`outbox::CHANNEL`], on a connection of its own), and polls for retries that fell
+//! due and for anything a lost notification would have missed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -18,6 +24,14 @@ use crate::db::{self, models::OutboxEmail, outbox, Pool};
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How often the listener reads its connection for notifications. diesel has no
+/// blocking wait for them, so it looks often; a look is a non-blocking socket read.
+const LISTEN_TICK: Duration = Duration::from_millis(10);
+/// How often the listener proves its connection still works with a query, so a
+/// connection that died silently is replaced.
+const LISTEN_PING: Duration = Duration::from_secs(30);
+/// Longest wait before the listener reconnects after losing its connection.
+const LISTEN_MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// What the worker needs, taken from the settings.
 #[derive(Debug, Clone)]
@@ -28,12 +42,17 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// After this many failed attempts an email is marked `failed` (0: never).
     pub max_attempts: u32,
+    /// Emails sent at the same time (at least 1).
+    pub concurrency: usize,
+    /// The database to `LISTEN` on for emails other instances queue; none: poll only.
+    pub listen_url: Option<SecretString>,
 }
 
-/// The running worker; [`Worker::stop`] lets a send in progress finish.
+/// The running worker; [`Worker::stop`] lets the sends in progress finish.
 pub struct Worker {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
+    listener: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Worker {
@@ -45,13 +64,27 @@ impl Worker {
         wake: Arc<Notify>,
     ) -> Worker {
         let (stop, stopped) = watch::channel(false);
+        let listener = config.listen_url.clone().map(|url| {
+            let (wake, stopped) = (wake.clone(), stopped.clone());
+            std::thread::Builder::new()
+                .name("licensd-mail-listen".into())
+                .spawn(move || listen(url, wake, stopped))
+                .expect("cannot start the email listener thread")
+        });
         let handle = tokio::spawn(run(pool, mailer, templates, config, wake, stopped));
-        Worker { stop, handle }
+        Worker {
+            stop,
+            handle,
+            listener,
+        }
     }
 
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
+        if let Some(listener) = self.listener {
+            let _ = tokio::task::spawn_blocking(move || listener.join()).await;
+        }
     }
 }
 
@@ -69,31 +102,119 @@ async fn run(
     wake: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    tracing::info!(mailer = ?mailer, "email worker started");
+    tracing::info!(mailer = ?mailer, concurrency = config.concurrency, "email worker started");
     loop {
-        // Send everything that is due, one row at a time.
-        loop {
-            if *stopped.borrow() {
-                return;
-            }
-            let claimed = db::run(&pool, |conn| {
-                Ok(outbox::claim_next(conn, Utc::now() + LEASE)?)
-            })
-            .await;
-            match claimed {
-                Ok(Some(email)) => deliver(&pool, &mailer, &templates, &config, email).await,
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "email worker cannot reach the database");
-                    break;
-                }
-            }
+        send_due(&pool, &mailer, &templates, &config, &stopped).await;
+        if *stopped.borrow() {
+            return;
         }
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(config.poll) => {}
             _ = stopped.changed() => return,
         }
+    }
+}
+
+/// Sends everything that is due, `config.concurrency` emails at a time. Whenever sends
+/// finish, as many more rows are claimed as there are free places; each email is
+/// claimed, sent and recorded on its own, so a slow one holds up no other.
+async fn send_due(
+    pool: &Pool,
+    mailer: &Mailer,
+    templates: &Templates,
+    config: &WorkerConfig,
+    stopped: &watch::Receiver<bool>,
+) {
+    let concurrency = config.concurrency.max(1);
+    let mut sending = FuturesUnordered::new();
+    let mut more_due = true;
+    loop {
+        let free = concurrency - sending.len();
+        if more_due && free > 0 && !*stopped.borrow() {
+            let claimed = db::run(pool, move |conn| {
+                Ok(outbox::claim_due(conn, Utc::now() + LEASE, free)?)
+            })
+            .await;
+            match claimed {
+                Ok(emails) => {
+                    more_due = emails.len() == free;
+                    for email in emails {
+                        sending.push(deliver(pool, mailer, templates, config, email));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "email worker cannot reach the database");
+                    more_due = false;
+                }
+            }
+        }
+        if sending.next().await.is_none() {
+            return;
+        }
+        // Collect every other send that finished too before claiming again.
+        while let Some(Some(())) = sending.next().now_or_never() {}
+    }
+}
+
+/// The listener thread: `LISTEN`s on [`outbox::CHANNEL`] and wakes the worker for each
+/// batch of notifications; reconnects with backoff when its connection fails (the
+/// worker still polls meanwhile).
+fn listen(url: SecretString, wake: Arc<Notify>, stopped: watch::Receiver<bool>) {
+    let mut retry = Duration::from_secs(1);
+    loop {
+        let error = match listen_on(&url, &wake, &stopped, &mut retry) {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        tracing::warn!(%error, retry_in_ms = retry.as_millis() as u64, "email worker is not listening for queued emails; polling meanwhile");
+        let until = Instant::now() + retry;
+        while Instant::now() < until {
+            if *stopped.borrow() {
+                return;
+            }
+            std::thread::sleep(LISTEN_TICK.max(Duration::from_millis(100)));
+        }
+        retry = (retry * 2).min(LISTEN_MAX_RETRY);
+    }
+}
+
+/// Listens until stopped (`Ok`) or until the connection fails.
+fn listen_on(
+    url: &SecretString,
+    wake: &Notify,
+    stopped: &watch::Receiver<bool>,
+    retry: &mut Duration,
+) -> Result<(), String> {
+    // The error names the problem, never the URL.
+    let mut conn = PgConnection::establish(url.expose_secret()).map_err(|e| e.to_string())?;
+    diesel::sql_query(format!("LISTEN {}", outbox::CHANNEL))
+        .execute(&mut conn)
+        .map_err(|e| e.to_string())?;
+    *retry = Duration::from_secs(1);
+    tracing::debug!(channel = outbox::CHANNEL, "email worker listening");
+    // Whatever was queued before the LISTEN took effect is found by this wake-up.
+    wake.notify_one();
+    let mut pinged = Instant::now();
+    loop {
+        if *stopped.borrow() {
+            return Ok(());
+        }
+        let mut queued = false;
+        for notification in conn.notifications_iter() {
+            notification.map_err(|e| e.to_string())?;
+            queued = true;
+        }
+        if queued {
+            wake.notify_one();
+        }
+        if pinged.elapsed() >= LISTEN_PING {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .map_err(|e| e.to_string())?;
+            pinged = Instant::now();
+        }
+        std::thread::sleep(LISTEN_TICK);
     }
 }
 

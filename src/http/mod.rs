@@ -118,8 +118,12 @@ impl Application {
                 .map_err(|e| AppError::invalid("LICENSD_STRIPE_API_BASE", e.to_string()))?;
         let templates = Templates::load(Some(&settings.templates_dir()))
             .map_err(|e| AppError::invalid("email templates", e.to_string()))?;
-        let mailer = Mailer::new(settings.smtp_url.as_ref(), &settings.mail_dir)
-            .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
+        let mailer = Mailer::new(
+            settings.smtp_url.as_ref(),
+            &settings.mail_dir,
+            settings.mail_concurrency,
+        )
+        .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
         let mail_wake = Arc::new(Notify::new());
         let state = web::Data::new(State {
             pool: pool.clone(),
@@ -171,6 +175,8 @@ impl Application {
                 poll: Duration::from_millis(settings.mail_poll_ms.max(10)),
                 retry_base: Duration::from_millis(settings.mail_retry_base_ms.max(10)),
                 max_attempts: settings.mail_max_attempts,
+                concurrency: settings.mail_concurrency.max(1) as usize,
+                listen_url: Some(settings.database_url.clone()),
             },
             mail_wake,
         );

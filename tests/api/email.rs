@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::helpers::{event, line_item, spawn_app_with, spawn_stripe_app, FakeStripe};
+use crate::helpers::{event, line_item, spawn_app_with, spawn_stripe_app, FakeStripe, TestApp};
 use crate::smtp_server::SmtpServer;
 
 #[tokio::test]
@@ -258,4 +258,117 @@ async fn an_address_that_can_never_work_is_marked_failed_without_retrying() {
         .as_str()
         .unwrap()
         .contains("invalid address"));
+}
+
+/// Queues `recipients` license emails for one license in ONE transaction, as another
+/// process would: nothing here wakes a worker in-process.
+async fn queue_emails_elsewhere(
+    app: &TestApp,
+    license: &serde_json::Value,
+    recipients: Vec<String>,
+) {
+    let id: uuid::Uuid = license["id"].as_str().unwrap().parse().unwrap();
+    app.db(move |conn| {
+        use diesel::Connection;
+        conn.transaction(|conn| {
+            for r in &recipients {
+                licensd::db::outbox::enqueue_license_email(conn, r, &[id])?;
+            }
+            diesel::QueryResult::Ok(())
+        })
+        .unwrap()
+    })
+    .await;
+}
+
+async fn wait_until_sent(app: &TestApp, n: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app.count("email_outbox WHERE status = 'sent'").await < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all emails marked sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_instance_sends_up_to_mail_concurrency_emails_at_once_over_reused_connections() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_data_delay(Duration::from_millis(100));
+    let url = smtp.url();
+    let app = spawn_app_with(move |s| {
+        s.smtp_url = Some(SecretString::from(url));
+        s.mail_poll_ms = 60_000;
+        s.mail_concurrency = 4;
+    })
+    .await;
+    app.create_product(json!({ "name": "Editor", "slug": "editor" }))
+        .await;
+    let license = app.create_license("editor", json!({})).await;
+    let recipients: Vec<String> = (0..30).map(|i| format!("buyer{i}@example.com")).collect();
+    queue_emails_elsewhere(&app, &license, recipients).await;
+
+    let mail = smtp.wait_for(30, Duration::from_secs(20)).await;
+    assert_eq!(mail.len(), 30);
+    wait_until_sent(&app, 30).await;
+    let mut to: Vec<String> = smtp.messages().iter().map(|m| m.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 30, "each email once, none twice");
+    assert!(mail
+        .iter()
+        .all(|m| m.data.contains(license["key"].as_str().unwrap())));
+    assert_eq!(app.count("email_outbox WHERE attempts = 1").await, 30);
+    let peak = smtp.peak_concurrent_messages();
+    assert!(
+        (2..=4).contains(&peak),
+        "sent {peak} at once, mail_concurrency is 4"
+    );
+    let connections = smtp.connections();
+    assert!(
+        (2..=4).contains(&connections),
+        "30 emails over {connections} connections: pooled and reused"
+    );
+    assert_eq!(smtp.messages().len(), 30, "nothing more arrives");
+}
+
+#[tokio::test]
+async fn an_email_queued_anywhere_wakes_every_instance_and_is_sent_once_despite_slow_polling() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_data_delay(Duration::from_millis(20));
+    let url = smtp.url();
+    // Polling once a minute: only a notification can deliver within the test's waits.
+    let app = spawn_app_with(move |s| {
+        s.smtp_url = Some(SecretString::from(url));
+        s.mail_poll_ms = 60_000;
+        s.mail_concurrency = 8;
+    })
+    .await;
+    let sibling = licensd::Application::build(app.settings.clone())
+        .await
+        .expect("second instance builds");
+    tokio::spawn(sibling.run_until_stopped());
+    app.create_product(json!({ "name": "Editor", "slug": "editor" }))
+        .await;
+    let license = app.create_license("editor", json!({})).await;
+
+    // Round one may be found by a worker's first look; round two, queued once both
+    // workers wait, only by LISTEN/NOTIFY.
+    for round in 0..2 {
+        let recipients: Vec<String> = (0..15)
+            .map(|i| format!("buyer{round}-{i}@example.com"))
+            .collect();
+        queue_emails_elsewhere(&app, &license, recipients).await;
+        let want = 15 * (round + 1);
+        let mail = smtp.wait_for(want, Duration::from_secs(20)).await;
+        assert_eq!(mail.len(), want, "round {round}");
+        wait_until_sent(&app, want as i64).await;
+    }
+    let mut to: Vec<String> = smtp.messages().iter().map(|m| m.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 30, "each email once, none twice");
+    assert_eq!(smtp.messages().len(), 30);
+    assert_eq!(app.count("email_outbox WHERE attempts = 1").await, 30);
 }

@@ -2,7 +2,7 @@
 //! lettre (greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT). It can be taken
 //! "down" (it then answers 421 and hangs up) and brought back.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,11 @@ pub struct Received {
 struct Inner {
     down: AtomicBool,
     refused: AtomicUsize,
+    connections: AtomicUsize,
+    /// Milliseconds the server waits before accepting a message's DATA.
+    data_delay_ms: AtomicU64,
+    receiving: AtomicUsize,
+    peak_receiving: AtomicUsize,
     messages: Mutex<Vec<Received>>,
     arrived: Notify,
 }
@@ -65,6 +70,24 @@ impl SmtpServer {
         self.inner.refused.load(Ordering::SeqCst)
     }
 
+    /// How many connections were accepted (and greeted) while up.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::SeqCst)
+    }
+
+    /// Each message's DATA is held this long before it is accepted, so that
+    /// concurrent deliveries overlap visibly.
+    pub fn set_data_delay(&self, delay: Duration) {
+        self.inner
+            .data_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The most messages that were being received at the same time.
+    pub fn peak_concurrent_messages(&self) -> usize {
+        self.inner.peak_receiving.load(Ordering::SeqCst)
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.inner.messages.lock().unwrap().clone()
     }
@@ -96,6 +119,7 @@ async fn session(stream: TcpStream, state: Arc<Inner>) -> std::io::Result<()> {
         write.write_all(refuse(&state).as_bytes()).await?;
         return Ok(());
     }
+    state.connections.fetch_add(1, Ordering::SeqCst);
     write.write_all(b"220 localhost test ESMTP\r\n").await?;
     let mut from = String::new();
     let mut to = Vec::new();
@@ -147,6 +171,11 @@ async fn session(stream: TcpStream, state: Arc<Inner>) -> std::io::Result<()> {
                     data.push_str(l.strip_prefix('.').unwrap_or(l));
                     data.push_str("\r\n");
                 }
+                let receiving = state.receiving.fetch_add(1, Ordering::SeqCst) + 1;
+                state.peak_receiving.fetch_max(receiving, Ordering::SeqCst);
+                let delay = state.data_delay_ms.load(Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                state.receiving.fetch_sub(1, Ordering::SeqCst);
                 state.messages.lock().unwrap().push(Received {
                     from: std::mem::take(&mut from),
                     to: std::mem::take(&mut to),
