@@ -58,6 +58,19 @@ fn license_key_param(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
+/// The core's verdict on the `licenseKey` query parameter (no `last_seen_at` refresh).
+async fn check_key_param(state: &State, req: &HttpRequest) -> Result<check::Checked, AppError> {
+    let key = license_key_param(req);
+    db::run(&state.pool, move |conn| {
+        let req = ValidateRequest {
+            key,
+            ..Default::default()
+        };
+        Ok(check::check(conn, &req, chrono::Duration::zero())?)
+    })
+    .await
+}
+
 #[utoipa::path(get, path = "/api/licensekeys/validate", tag = "compat: CheckoutKeys",
     description = "Validate a key (`licenseKey` query); admin token as `x-api-key` or `api_key`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
     responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
@@ -69,15 +82,7 @@ async fn validate(
     if let Some(refusal) = refuse_unless_seller(admin)? {
         return Ok(refusal);
     }
-    let key = license_key_param(&req);
-    let checked = db::run(&state.pool, move |conn| {
-        let req = ValidateRequest {
-            key,
-            ..Default::default()
-        };
-        Ok(check::check(conn, &req, chrono::Duration::zero())?)
-    })
-    .await?;
+    let checked = check_key_param(&state, &req).await?;
     Ok(match checked.code {
         Code::Valid => reply(StatusCode::OK, "success", "License key is valid."),
         _ => reply(StatusCode::BAD_REQUEST, "error", INVALID),
@@ -95,15 +100,7 @@ async fn status(
     if let Some(refusal) = refuse_unless_seller(admin)? {
         return Ok(refusal);
     }
-    let key = license_key_param(&req);
-    let checked = db::run(&state.pool, move |conn| {
-        let req = ValidateRequest {
-            key,
-            ..Default::default()
-        };
-        Ok(check::check(conn, &req, chrono::Duration::zero())?)
-    })
-    .await?;
+    let checked = check_key_param(&state, &req).await?;
     // The switch the activateDeactivate endpoint flips, not the validity verdict.
     Ok(match checked.found {
         None => reply(StatusCode::NOT_FOUND, "error", NOT_FOUND),
