@@ -1,0 +1,352 @@
+//! Hostile input (issue 9): each test reproduces an attack or an unlucky order of
+//! events that broke licensd, and asserts what a user sees once it cannot.
+//! docs/testing.md ("Hostile input") lists them.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::{event, line_item, spawn_stripe_app, FakeStripe, TestApp};
+
+const PAID_SESSION: &str = "cs_test_a1B2c3D4e5F6g7H8i9J0paid";
+const SUB_SESSION: &str = "cs_test_c1D2e3F4g5H6i7J8k9L0subs";
+const SUBSCRIPTION: &str = "sub_1QfZb0LkdIwHu7ixSubscr";
+
+fn with_object(mut e: Value, f: impl FnOnce(&mut Value)) -> Value {
+    f(&mut e["data"]["object"]);
+    e
+}
+
+async fn ok(app: &TestApp, e: &Value) -> Value {
+    let reply = app.post_webhook(e).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+/// One seat of `price_pro` sold in `session`.
+async fn sell_one(app: &TestApp, stripe: &FakeStripe, session: &str, price: &str) {
+    app.create_product(json!({ "name": "App", "stripe_price_ids": [price], "max_activations": 3 }))
+        .await;
+    stripe
+        .line_items(session, &[line_item("li_1", price, 1)])
+        .await;
+}
+
+// --- The webhook ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_signature_header_with_a_hundred_v1_is_refused_cheaply_and_healthz_answers() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    let body = format!(
+        r#"{{"id":"evt_x","type":"x","pad":"{}"}}"#,
+        "a".repeat(1024 * 1024 - 64)
+    );
+    let now = chrono::Utc::now().timestamp();
+    let header = format!(
+        "t={now},{}",
+        vec![format!("v1={}", "ab".repeat(32)); 100].join(",")
+    );
+    let hostile = (0..4).map(|_| {
+        let req = app
+            .client
+            .post(app.url("/webhooks/stripe"))
+            .header("stripe-signature", &header)
+            .body(body.clone());
+        tokio::spawn(req.send())
+    });
+    let hostile: Vec<_> = hostile.collect();
+    // /healthz is asked while the hostile requests are in flight; the client timeout
+    // only keeps a broken server from hanging the suite.
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("/healthz answers while hostile webhooks are in flight");
+    assert_eq!(health.status(), StatusCode::OK);
+    for res in hostile {
+        let res = res.await.unwrap().unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_signature");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("at most 8 v1"),
+            "the header is refused for its size, before any HMAC: {body}"
+        );
+    }
+    assert_eq!(app.count("stripe_events").await, 0);
+}
+
+#[tokio::test]
+async fn a_nul_byte_anywhere_in_an_event_is_stored_and_the_license_minted() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    sell_one(&app, &stripe, PAID_SESSION, "price_pro").await;
+    let e = with_object(event("checkout_session_completed"), |o| {
+        o["customer_details"]["name"] = json!("Ada\u{0}Lovelace");
+        o["metadata"] = json!({ "note\u{0}": "x\u{0}y", "list": ["\u{0}"] });
+    });
+    let body = ok(&app, &e).await;
+    assert!(
+        body["outcome"].as_str().unwrap().starts_with("minted 1"),
+        "{body}"
+    );
+    let key = app.keys_of_session(PAID_SESSION).await.remove(0);
+    let license = app.admin_get(&format!("/v1/licenses/{key}")).await.body;
+    assert_eq!(license["customer_name"], "Ada\u{fffd}Lovelace");
+    assert_eq!(app.count("stripe_events").await, 1);
+    // A second delivery is a duplicate, not another 500.
+    let again = app.post_webhook(&e).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+}
+
+// --- Refunds, disputes and subscriptions -----------------------------------------------
+
+#[tokio::test]
+async fn a_refund_that_arrives_before_its_checkout_revokes_the_license_at_mint() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    sell_one(&app, &stripe, PAID_SESSION, "price_pro").await;
+
+    let refund = ok(&app, &event("charge_refunded")).await;
+    assert_eq!(refund["outcome"], "revoked 0 license(s): fully refunded");
+    let minted = ok(&app, &event("checkout_session_completed")).await;
+    assert!(
+        minted["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("revoked at once"),
+        "{minted}"
+    );
+    let key = app.keys_of_session(PAID_SESSION).await.remove(0);
+    assert_eq!(app.validate_code(&key).await, "REVOKED");
+    assert_eq!(
+        app.count("email_outbox").await,
+        0,
+        "a refunded key is not sent"
+    );
+}
+
+#[tokio::test]
+async fn a_dispute_before_its_checkout_suspends_and_its_outcome_wins_over_a_late_open() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    sell_one(&app, &stripe, PAID_SESSION, "price_pro").await;
+
+    // Closed as lost first, then the (older) "created" arrives late: still lost.
+    let lost = with_object(event("charge_dispute_closed"), |o| {
+        o["status"] = json!("lost")
+    });
+    ok(&app, &lost).await;
+    ok(&app, &event("charge_dispute_created")).await;
+    ok(&app, &event("checkout_session_completed")).await;
+    let key = app.keys_of_session(PAID_SESSION).await.remove(0);
+    assert_eq!(app.validate_code(&key).await, "REVOKED");
+}
+
+#[tokio::test]
+async fn an_open_dispute_before_its_checkout_suspends_the_license_at_mint() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    sell_one(&app, &stripe, PAID_SESSION, "price_pro").await;
+    ok(&app, &event("charge_dispute_created")).await;
+    ok(&app, &event("checkout_session_completed")).await;
+    let key = app.keys_of_session(PAID_SESSION).await.remove(0);
+    assert_eq!(app.validate_code(&key).await, "SUSPENDED");
+    // Won later: back to valid.
+    ok(&app, &event("charge_dispute_closed")).await;
+    assert_eq!(app.validate_code(&key).await, "VALID");
+}
+
+#[tokio::test]
+async fn a_rate_limited_or_failing_subscription_read_is_a_503_and_the_retry_mints_with_the_period()
+{
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    app.create_product(
+        json!({ "name": "Monthly", "stripe_price_ids": ["price_monthly"], "duration_days": 365 }),
+    )
+    .await;
+    stripe
+        .line_items(SUB_SESSION, &[line_item("li_sub", "price_monthly", 1)])
+        .await;
+    let e = event("checkout_session_completed_subscription");
+    for (status, body) in [
+        (
+            429,
+            json!({ "error": { "type": "invalid_request_error", "code": "rate_limit",
+                                 "message": "Too many requests made to the API too quickly" } }),
+        ),
+        (
+            500,
+            json!({ "error": { "type": "api_error", "message": "An unknown error occurred" } }),
+        ),
+        (502, json!({})),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/subscriptions/{SUBSCRIPTION}")))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&stripe.server)
+            .await;
+        let reply = app.post_webhook(&e).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{status}: {}",
+            reply.body
+        );
+        assert_eq!(reply.error_code(), "stripe_unavailable");
+        assert_eq!(
+            app.count("stripe_events").await,
+            0,
+            "not recorded, so Stripe's retry counts"
+        );
+        assert_eq!(app.count("licenses").await, 0);
+    }
+    let period_end = chrono::Utc::now().timestamp() + 30 * 86_400;
+    stripe.subscription(SUBSCRIPTION, period_end).await;
+    ok(&app, &e).await;
+    let key = app.keys_of_session(SUB_SESSION).await.remove(0);
+    let license = app.admin_get(&format!("/v1/licenses/{key}")).await.body;
+    let expires: chrono::DateTime<chrono::Utc> =
+        license["expires_at"].as_str().unwrap().parse().unwrap();
+    let days = (expires.timestamp() - period_end) as f64 / 86_400.0;
+    assert!(
+        (2.9..=3.1).contains(&days),
+        "period end plus grace, not the product's 365 days: {license}"
+    );
+}
+
+/// Serves `GET /v1/invoices/{id}` for an invoice of `subscription`, shaped as the
+/// current API version publishes it (`parent.subscription_details`).
+async fn invoice_of_subscription(stripe: &FakeStripe, invoice: &str, subscription: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/invoices/{invoice}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": invoice, "object": "invoice", "status": "paid", "billing_reason": "subscription_create",
+            "customer": "cus_RBaNkExAmPlE", "currency": "usd", "amount_paid": 900,
+            "parent": { "type": "subscription_details", "quote_details": null,
+                        "subscription_details": { "metadata": {}, "subscription": subscription } },
+            "lines": { "object": "list", "data": [], "has_more": false,
+                       "url": format!("/v1/invoices/{invoice}/lines") }
+        })))
+        .mount(&stripe.server)
+        .await;
+}
+
+async fn mint_subscription(app: &TestApp, stripe: &FakeStripe) -> String {
+    app.create_product(json!({ "name": "Monthly", "stripe_price_ids": ["price_monthly"] }))
+        .await;
+    stripe
+        .line_items(SUB_SESSION, &[line_item("li_sub", "price_monthly", 1)])
+        .await;
+    stripe
+        .subscription(SUBSCRIPTION, chrono::Utc::now().timestamp() + 30 * 86_400)
+        .await;
+    ok(app, &event("checkout_session_completed_subscription")).await;
+    app.keys_of_session(SUB_SESSION).await.remove(0)
+}
+
+#[tokio::test]
+async fn a_full_refund_of_a_subscription_invoice_revokes_that_subscriptions_licenses() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    let key = mint_subscription(&app, &stripe).await;
+    // Current API versions: the charge names no invoice; its payment intent's
+    // invoice payment does.
+    Mock::given(method("GET"))
+        .and(path("/v1/invoice_payments"))
+        .and(query_param("payment[payment_intent]", "pi_3SubInvoicePaid"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "has_more": false, "url": "/v1/invoice_payments",
+            "data": [{ "id": "inpay_1", "object": "invoice_payment", "amount_paid": 900,
+                       "amount_requested": 900, "created": 1_764_000_000, "currency": "usd",
+                       "invoice": "in_1QfZb0LkdIwHu7ixFirstInv", "is_default": true, "livemode": false,
+                       "payment": { "type": "payment_intent", "payment_intent": "pi_3SubInvoicePaid" },
+                       "status": "paid",
+                       "status_transitions": { "canceled_at": null, "paid_at": 1_764_000_000 } }]
+        })))
+        .mount(&stripe.server)
+        .await;
+    invoice_of_subscription(&stripe, "in_1QfZb0LkdIwHu7ixFirstInv", SUBSCRIPTION).await;
+    let refund = with_object(event("charge_refunded"), |o| {
+        o["id"] = json!("ch_3SubInvoiceCharge");
+        o["payment_intent"] = json!("pi_3SubInvoicePaid");
+    });
+    let body = ok(&app, &refund).await;
+    assert_eq!(body["outcome"], "revoked 1 license(s): fully refunded");
+    assert_eq!(app.validate_code(&key).await, "REVOKED");
+}
+
+#[tokio::test]
+async fn a_lost_dispute_of_a_subscription_charge_revokes_via_charge_and_invoice() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    let key = mint_subscription(&app, &stripe).await;
+    // An older dispute names only its charge; the charge (older API) names its invoice,
+    // and the invoice (older API) its subscription.
+    Mock::given(method("GET"))
+        .and(path("/v1/charges/ch_3SubRenewalCharge"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "ch_3SubRenewalCharge", "object": "charge", "amount": 900, "paid": true,
+            "payment_intent": null, "invoice": "in_1QgAa0LkdIwHu7ixRenewal", "refunded": false,
+            "status": "succeeded", "customer": "cus_RBaNkExAmPlE"
+        })))
+        .mount(&stripe.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/invoices/in_1QgAa0LkdIwHu7ixRenewal"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "in_1QgAa0LkdIwHu7ixRenewal", "object": "invoice", "status": "paid",
+            "subscription": SUBSCRIPTION, "customer": "cus_RBaNkExAmPlE"
+        })))
+        .mount(&stripe.server)
+        .await;
+    let dispute = |status: &str| {
+        let status = status.to_owned();
+        with_object(event("charge_dispute_closed"), move |o| {
+            o["id"] = json!("dp_SubRenewal");
+            o["payment_intent"] = Value::Null;
+            o["charge"] = json!("ch_3SubRenewalCharge");
+            o["status"] = json!(status);
+        })
+    };
+    let created = with_object(event("charge_dispute_created"), |o| {
+        o["id"] = json!("dp_SubRenewal");
+        o["payment_intent"] = Value::Null;
+        o["charge"] = json!("ch_3SubRenewalCharge");
+    });
+    assert_eq!(
+        ok(&app, &created).await["outcome"],
+        "suspended 1 license(s): disputed"
+    );
+    assert_eq!(app.validate_code(&key).await, "SUSPENDED");
+    assert_eq!(
+        ok(&app, &dispute("lost")).await["outcome"],
+        "revoked 1 license(s): dispute lost"
+    );
+    assert_eq!(app.validate_code(&key).await, "REVOKED");
+}
+
+#[tokio::test]
+async fn a_refund_of_a_one_time_payment_still_revokes_only_its_own_licenses() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    let sub_key = mint_subscription(&app, &stripe).await;
+    sell_one(&app, &stripe, PAID_SESSION, "price_pro").await;
+    ok(&app, &event("checkout_session_completed")).await;
+    let key = app.keys_of_session(PAID_SESSION).await.remove(0);
+    ok(&app, &event("charge_refunded")).await;
+    assert_eq!(app.validate_code(&key).await, "REVOKED");
+    assert_eq!(app.validate_code(&sub_key).await, "VALID");
+}
