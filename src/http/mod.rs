@@ -122,6 +122,7 @@ impl Application {
             settings.smtp_url.as_ref(),
             &settings.mail_dir,
             settings.mail_concurrency,
+            Duration::from_secs(settings.smtp_timeout_secs),
         )
         .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
         let mail_wake = Arc::new(Notify::new());

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{event, line_item, spawn_stripe_app, FakeStripe, TestApp};
+use crate::helpers::{event, line_item, spawn_app_with, spawn_stripe_app, FakeStripe, TestApp};
+use crate::smtp_server::SmtpServer;
 
 const PAID_SESSION: &str = "cs_test_a1B2c3D4e5F6g7H8i9J0paid";
 const SUB_SESSION: &str = "cs_test_c1D2e3F4g5H6i7J8k9L0subs";
@@ -349,4 +350,108 @@ async fn a_refund_of_a_one_time_payment_still_revokes_only_its_own_licenses() {
     ok(&app, &event("charge_refunded")).await;
     assert_eq!(app.validate_code(&key).await, "REVOKED");
     assert_eq!(app.validate_code(&sub_key).await, "VALID");
+}
+
+// --- Email --------------------------------------------------------------------------
+
+async fn smtp_app(
+    smtp: &SmtpServer,
+    configure: impl FnOnce(&mut licensd::config::Settings),
+) -> TestApp {
+    let url = smtp.url();
+    spawn_app_with(move |s| {
+        s.smtp_url = Some(secrecy::SecretString::from(url));
+        s.mail_poll_ms = 100;
+        s.smtp_timeout_secs = 1;
+        configure(s);
+    })
+    .await
+}
+
+async fn license_with_email(app: &TestApp, email: &str) -> String {
+    app.create_product(
+        json!({ "name": "Editor", "slug": format!("ed-{}", uuid::Uuid::new_v4().simple()) }),
+    )
+    .await;
+    let products = app.admin_get("/v1/products").await.body;
+    let slug = products["data"].as_array().unwrap().last().unwrap()["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = app
+        .admin_post("/v1/licenses", &json!({ "product": slug, "email": email }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.body["key"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_accepts_and_never_answers_fails_the_attempt_and_the_email_is_pending_again(
+) {
+    let smtp = SmtpServer::start().await;
+    smtp.set_silent(usize::MAX);
+    // A long retry wait, so the row is seen waiting with its error.
+    let app = smtp_app(&smtp, |s| s.mail_retry_base_ms = 600_000).await;
+    let key = license_with_email(&app, "ada@example.com").await;
+    let status = app
+        .wait_for_email_status(&key, |s| s["status"] == "pending" && s["attempts"] == 1)
+        .await;
+    assert_eq!(
+        status["status"], "pending",
+        "back to pending, not stuck in sending: {status}"
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out"),
+        "{status}"
+    );
+    assert!(smtp.silent_connections() >= 1);
+}
+
+#[tokio::test]
+async fn a_stuck_smtp_send_does_not_hold_up_the_emails_behind_it() {
+    let smtp = SmtpServer::start().await;
+    // Only the first connection goes silent; one send at a time, so every email
+    // queued after the stuck one waits for it unless the stuck one is cut off.
+    smtp.set_silent(1);
+    let app = smtp_app(&smtp, |s| {
+        s.mail_concurrency = 1;
+        s.mail_retry_base_ms = 100;
+    })
+    .await;
+    let first = license_with_email(&app, "first@example.com").await;
+    let mut rest = Vec::new();
+    for i in 0..3 {
+        rest.push(license_with_email(&app, &format!("buyer{i}@example.com")).await);
+    }
+    // The guard only keeps a broken server from hanging the suite.
+    let mail = smtp.wait_for(4, Duration::from_secs(60)).await;
+    let mut to: Vec<String> = mail.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "buyer0@example.com",
+            "buyer1@example.com",
+            "buyer2@example.com",
+            "first@example.com"
+        ]
+    );
+    assert_eq!(smtp.silent_connections(), 1);
+    let status = app
+        .wait_for_email_status(&first, |s| s["status"] == "sent")
+        .await;
+    assert_eq!(
+        status["attempts"], 2,
+        "the stuck attempt failed and was retried: {status}"
+    );
+    for key in rest {
+        assert_eq!(
+            app.wait_for_email_status(&key, |s| s["status"] == "sent")
+                .await["status"],
+            "sent"
+        );
+    }
 }
