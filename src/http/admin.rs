@@ -178,15 +178,17 @@ async fn update_license(
 }
 
 #[utoipa::path(post, path = "/v1/licenses/{license}/resend-email", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
-    responses((status = 202, description = "`{queued: true, email_id}`", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+    responses((status = 202, description = "`{queued: true, email_id, coalesced}`; `coalesced` when the license's email was still pending and the resend joined it", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 429, description = "`email_limit`: at most 5 emails per license per hour (Retry-After)", body = super::openapi::ErrorBody)))]
 async fn resend_email(
     _: Admin,
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let email_id = db::run(&state.pool, move |conn| admin::resend_email(conn, &path)).await?;
+    let resent = db::run(&state.pool, move |conn| admin::resend_email(conn, &path)).await?;
     state.wake_mailer();
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": true, "email_id": email_id })))
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "queued": true, "email_id": resent.email_id, "coalesced": resent.coalesced,
+    })))
 }
 
 #[utoipa::path(delete, path = "/v1/licenses/{license}/activations/{activation}", tag = "admin", security(("admin_token" = [])),

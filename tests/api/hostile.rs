@@ -455,3 +455,76 @@ async fn a_stuck_smtp_send_does_not_hold_up_the_emails_behind_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn twenty_resends_of_an_email_that_has_not_gone_out_queue_one_email() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_down(true);
+    let app = smtp_app(&smtp, |s| s.mail_retry_base_ms = 600_000).await;
+    app.create_product(json!({ "name": "Editor", "slug": "editor" }))
+        .await;
+    let key = app.create_license("editor", json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("/v1/licenses/{key}/resend-email");
+    let empty = json!({});
+    let replies = futures::future::join_all((0..20).map(|_| app.admin_post(&url, &empty))).await;
+    let mut ids: Vec<&str> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+            r.body["email_id"].as_str().unwrap()
+        })
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every resend joined the first email: {ids:?}");
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.body["coalesced"] == true)
+            .count(),
+        19
+    );
+    assert_eq!(app.count("email_outbox").await, 1);
+}
+
+#[tokio::test]
+async fn resends_are_capped_per_license_per_hour_with_a_429_naming_the_limit() {
+    // No SMTP: emails are written as .eml files, so each is sent at once.
+    let app = spawn_app_with(|s| s.mail_poll_ms = 100).await;
+    app.create_product(json!({ "name": "Editor", "slug": "editor" }))
+        .await;
+    let key = app.create_license("editor", json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("/v1/licenses/{key}/resend-email");
+    for _ in 0..5 {
+        let reply = app.admin_post(&url, &json!({})).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        assert_eq!(reply.body["coalesced"], false);
+        app.wait_for_email_status(&key, |s| s["status"] == "sent")
+            .await;
+    }
+    let refused = app.admin_post(&url, &json!({})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.error_code(), "email_limit");
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("5 emails per license per hour"),
+        "{message}"
+    );
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    assert_eq!(app.count("email_outbox").await, 5);
+}
