@@ -6,6 +6,7 @@ mod admin;
 pub mod compat;
 pub mod error;
 pub mod extract;
+pub mod front;
 pub mod limits;
 mod metrics;
 pub mod openapi;
