@@ -9,6 +9,7 @@ pub mod extract;
 pub mod front;
 pub mod limits;
 mod metrics;
+mod nul;
 pub mod openapi;
 mod ops;
 mod public;
@@ -148,6 +149,7 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|_, _| AppError::not_found("resource").into()),
                 )
+                .wrap(from_fn(nul::reject))
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())

@@ -84,6 +84,10 @@ pub struct ListLicenses {
     pub status: Option<String>,
     pub page: Option<i64>,
     pub per_page: Option<i64>,
+    /// The admin token's query form (`?api_key=`), read by the `Admin` extractor;
+    /// accepted here so the query is not refused as unknown, never used.
+    #[serde(default, rename = "api_key")]
+    pub _api_key: Option<serde::de::IgnoredAny>,
 }
 
 pub const MAX_PER_PAGE: i64 = 200;

@@ -528,3 +528,363 @@ async fn resends_are_capped_per_license_per_hour_with_a_429_naming_the_limit() {
     assert!((1..=3600).contains(&retry), "{retry}");
     assert_eq!(app.count("email_outbox").await, 5);
 }
+
+// --- The admin API ------------------------------------------------------------------
+
+/// Every admin route of the OpenAPI document (those secured by `admin_token`), plus
+/// the dialects' admin routes, with example path parameters filled in.
+async fn admin_routes(app: &TestApp) -> Vec<(String, String)> {
+    let doc = app.get("/openapi.json").await.body;
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("admin_token").is_some()));
+            if secured {
+                routes.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes.push(("POST".into(), "/get-key".into()));
+    routes.push(("GET".into(), "/api/v2/licenses".into()));
+    routes
+}
+
+#[tokio::test]
+async fn the_admin_token_in_the_query_is_accepted_on_every_admin_route() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_product(json!({ "name": "App", "slug": "app", "max_activations": 2 }))
+        .await;
+    let key = app.create_license("app", json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let activation = app.activate(&key, "device-1").await;
+    let activation_id = activation.body["activation"]["id"]
+        .as_str()
+        .or_else(|| activation.body["activation_id"].as_str())
+        .unwrap_or_else(|| panic!("{}", activation.body))
+        .to_owned();
+    let spare = licensd::cli::new_token();
+    let hash = licensd::http::extract::hash_token(&spare);
+    let spare_id = app
+        .db(move |conn| {
+            licensd::db::api_keys::insert(conn, "spare", &hash)
+                .unwrap()
+                .id
+        })
+        .await;
+
+    let routes = admin_routes(&app).await;
+    assert!(routes.len() >= 12, "{routes:?}");
+    // Revoking comes last, so nothing after it depends on the key it revokes.
+    let mut routes = routes;
+    routes.sort_by_key(|(m, p)| (p.starts_with("/v1/api-keys/"), m == "DELETE", p.clone()));
+    for (method, template) in routes {
+        let path = template
+            .replace("{product}", "app")
+            .replace("{license}", &key)
+            .replace("{activation}", &activation_id)
+            .replace("{api_key}", &spare_id.to_string());
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let without = app
+            .send(
+                app.client
+                    .request(method.clone(), app.url(&path))
+                    .json(&json!({})),
+            )
+            .await;
+        assert_eq!(
+            without.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {template}: {}",
+            without.body
+        );
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let with = app
+            .send(
+                app.client
+                    .request(
+                        method.clone(),
+                        app.url(&format!("{path}{sep}api_key={}", app.admin_token)),
+                    )
+                    .json(&json!({})),
+            )
+            .await;
+        assert_ne!(
+            with.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {template}: {}",
+            with.body
+        );
+        assert!(
+            !with.body.to_string().contains("api_key"),
+            "{method} {template} must not refuse the query form: {}",
+            with.body
+        );
+        assert!(
+            with.status.as_u16() < 500,
+            "{method} {template}: {}",
+            with.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_nul_byte_in_any_admin_input_is_a_422_naming_the_field() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_product(json!({ "name": "App", "slug": "app" }))
+        .await;
+    let key = app.create_license("app", json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "POST",
+            "/v1/products".into(),
+            json!({ "name": "A\u{0}B" }),
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/products".into(),
+            json!({ "name": "A", "slug": "a\u{0}" }),
+            "slug",
+        ),
+        (
+            "POST",
+            "/v1/products".into(),
+            json!({ "name": "A", "stripe_price_ids": ["price_ok", "price\u{0}"] }),
+            "stripe_price_ids[1]",
+        ),
+        (
+            "PATCH",
+            "/v1/products/app".into(),
+            json!({ "name": "x\u{0}" }),
+            "name",
+        ),
+        (
+            "POST",
+            "/v1/licenses".into(),
+            json!({ "product": "app", "email": "a@b.example", "metadata": { "k": "v\u{0}" } }),
+            "metadata.k",
+        ),
+        (
+            "POST",
+            "/v1/licenses".into(),
+            json!({ "product": "app", "email": "a\u{0}@b.example" }),
+            "email",
+        ),
+        (
+            "POST",
+            "/v1/licenses".into(),
+            json!({ "product": "app", "email": "a@b.example", "name": "\u{0}" }),
+            "name",
+        ),
+        (
+            "PATCH",
+            format!("/v1/licenses/{key}"),
+            json!({ "metadata": { "k\u{0}": 1 } }),
+            "metadata.k\\u0000",
+        ),
+        (
+            "GET",
+            "/v1/licenses?email=a%00b".into(),
+            json!(null),
+            "email",
+        ),
+        (
+            "GET",
+            "/v1/licenses?product=app%00".into(),
+            json!(null),
+            "product",
+        ),
+        (
+            "GET",
+            "/v1/licenses?status=active%00".into(),
+            json!(null),
+            "status",
+        ),
+        ("GET", "/v1/products/app%00".into(), json!(null), "product"),
+        (
+            "PATCH",
+            "/v1/products/a%00pp".into(),
+            json!({ "name": "x" }),
+            "product",
+        ),
+        (
+            "GET",
+            "/v1/licenses/ABC%00DEF".into(),
+            json!(null),
+            "license",
+        ),
+        (
+            "POST",
+            "/v1/licenses/x%00/resend-email".into(),
+            json!({}),
+            "license",
+        ),
+        (
+            "DELETE",
+            format!("/v1/licenses/{key}/activations/a%00b"),
+            json!(null),
+            "activation",
+        ),
+        ("DELETE", "/v1/api-keys/%00".into(), json!(null), "api_key"),
+    ];
+    for (method, path, body, field) in cases {
+        let mut req = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url(&path),
+            )
+            .bearer_auth(&app.admin_token);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let reply = app.send(req).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}: {}",
+            reply.body
+        );
+        assert_eq!(reply.error_code(), "invalid_field");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("`{field}` ")) && message.contains("NUL"),
+            "{method} {path}: expected the field `{field}` named: {message}"
+        );
+    }
+    assert_eq!(app.count("products").await, 1, "nothing was created");
+    let license = app.admin_get(&format!("/v1/licenses/{key}")).await.body;
+    assert_eq!(license["metadata"], json!({}), "nothing was changed");
+    // The public API too: a fingerprint with a NUL.
+    let reply = app
+        .post(
+            "/v1/licenses/activate",
+            &json!({ "key": key, "fingerprint": "f\u{0}" }),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+}
+
+fn licensd_cli(database_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_licensd"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("LICENSD_LOG", "warn")
+        .env_remove("LICENSD_CONFIG")
+        .output()
+        .expect("licensd runs")
+}
+
+async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let url = app.database_url.clone();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        licensd_cli(&url, &args)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_leaked_admin_token_is_listed_and_revoked_from_the_cli_and_the_api() {
+    let app = crate::helpers::spawn_app().await;
+    let created = cli(&app, &["api-key", "create", "--name", "leaked"]).await;
+    assert!(created.status.success());
+    let leaked = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    let as_leaked = |path: &str| app.client.get(app.url(path)).bearer_auth(&leaked);
+    assert_eq!(
+        app.send(as_leaked("/v1/products")).await.status,
+        StatusCode::OK
+    );
+
+    let listed = cli(&app, &["api-key", "list"]).await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let stdout = String::from_utf8(listed.stdout).unwrap();
+    assert!(!stdout.contains(&leaked) && !stdout.contains(&app.admin_token));
+    let keys: Value = serde_json::from_str(&stdout).unwrap();
+    let entry = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "leaked")
+        .unwrap()
+        .clone();
+    let mut fields: Vec<&String> = entry.as_object().unwrap().keys().collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["created_at", "id", "last_used_at", "name", "revoked_at"]
+    );
+    assert!(
+        entry["last_used_at"].is_string(),
+        "its use was recorded: {entry}"
+    );
+
+    let revoked = cli(&app, &["api-key", "revoke", entry["id"].as_str().unwrap()]).await;
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let reply = app.send(as_leaked("/v1/products")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "refused at once: {}",
+        reply.body
+    );
+
+    // The same through the API, with another token.
+    let second = cli(&app, &["api-key", "create", "--name", "ci"]).await;
+    let ci = String::from_utf8(second.stdout).unwrap().trim().to_owned();
+    let list = app.admin_get("/v1/api-keys").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let text = list.body.to_string();
+    assert!(!text.contains(&ci) && !text.contains(&app.admin_token) && !text.contains("sha256"));
+    let ci_id = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "ci")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = app.admin_delete(&format!("/v1/api-keys/{ci_id}")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert!(first.body["revoked_at"].is_string());
+    let again = app.admin_delete(&format!("/v1/api-keys/{ci_id}")).await;
+    assert_eq!(
+        again.body["revoked_at"], first.body["revoked_at"],
+        "idempotent"
+    );
+    let reply = app
+        .send(app.client.get(app.url("/v1/products")).bearer_auth(&ci))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let missing = app
+        .admin_delete(&format!("/v1/api-keys/{}", uuid::Uuid::new_v4()))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let help = cli(&app, &["api-key", "revoke", "--help"]).await;
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("Revoke an admin token by its id"), "{help}");
+}
