@@ -12,6 +12,7 @@ mod metrics;
 mod nul;
 pub mod openapi;
 mod ops;
+mod proxy_hint;
 mod public;
 mod request_log;
 pub mod signing;
@@ -140,9 +141,13 @@ impl Application {
             )),
         });
 
+        let proxy_hint = web::Data::new(proxy_hint::ProxyHint::new(
+            !settings.trusted_proxies.is_empty(),
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(proxy_hint.clone())
                 .app_data(web::PayloadConfig::new(state.settings.body_limit_bytes))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(
@@ -150,6 +155,7 @@ impl Application {
                         .error_handler(|_, _| AppError::not_found("resource").into()),
                 )
                 .wrap(from_fn(nul::reject))
+                .wrap(from_fn(proxy_hint::check))
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())

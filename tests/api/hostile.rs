@@ -888,3 +888,179 @@ async fn a_leaked_admin_token_is_listed_and_revoked_from_the_cli_and_the_api() {
     let help = String::from_utf8(help.stdout).unwrap();
     assert!(help.contains("Revoke an admin token by its id"), "{help}");
 }
+
+// --- Operations ---------------------------------------------------------------------
+
+/// `licensd serve` as a process of its own, with JSON logs, on the test's database.
+struct ServeProcess {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    port: u16,
+    seen: Vec<Value>,
+}
+
+impl ServeProcess {
+    async fn start(app: &TestApp, env: &[(&str, &str)]) -> ServeProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_licensd"));
+        cmd.arg("serve")
+            .env("DATABASE_URL", &app.database_url)
+            .env("LICENSD_BIND", "127.0.0.1:0")
+            .env("LICENSD_LOG_FORMAT", "json")
+            .env("LICENSD_LOG", "info")
+            .env("LICENSD_MAIL_DIR", app.mail_dir.path())
+            .env_remove("LICENSD_CONFIG")
+            .env_remove("LICENSD_TRUSTED_PROXIES")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("licensd starts");
+        let lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut serve = ServeProcess {
+            child,
+            lines,
+            port: 0,
+            seen: Vec::new(),
+        };
+        let listening = serve
+            .wait_for(|l| l["message"] == "licensd listening")
+            .await;
+        serve.port = listening["port"].as_u64().unwrap() as u16;
+        serve
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Reads log lines (each must be JSON) until one matches; the guard only keeps a
+    /// broken server from hanging the suite.
+    async fn wait_for(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
+        if let Some(found) = self.seen.iter().find(|l| matches(l)) {
+            return found.clone();
+        }
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+                .await
+                .expect("a log line within the guard")
+                .unwrap()
+                .expect("licensd is still running");
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("every log line is JSON ({e}): {line}"));
+            self.seen.push(value.clone());
+            if matches(&value) {
+                return value;
+            }
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+#[tokio::test]
+async fn json_request_log_lines_carry_route_status_and_request_id_as_fields() {
+    let app = crate::helpers::spawn_app().await;
+    let mut serve = ServeProcess::start(&app, &[]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(serve.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let unauthorized = client
+        .get(serve.url("/v1/licenses?api_key=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let health = serve
+        .wait_for(|l| l["message"] == "request" && l["route"] == "/healthz")
+        .await;
+    assert_eq!(health["status"], 200, "{health}");
+    assert_eq!(health["method"], "GET");
+    assert!(
+        health["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() >= 8),
+        "{health}"
+    );
+    assert!(health["latency_ms"].is_number(), "{health}");
+    let refused = serve
+        .wait_for(|l| l["message"] == "request" && l["route"] == "/v1/licenses")
+        .await;
+    assert_eq!(refused["status"], 401, "{refused}");
+    assert_ne!(refused["request_id"], health["request_id"]);
+    let text: String = serve.seen.iter().map(Value::to_string).collect();
+    assert!(
+        !text.contains("nope"),
+        "the query (and its token) is never logged"
+    );
+    serve.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_requests_from_a_private_address_without_trusted_proxies_log_one_warning() {
+    let app = crate::helpers::spawn_app().await;
+    let mut serve = ServeProcess::start(&app, &[]).await;
+    let client = reqwest::Client::new();
+    for ip in ["203.0.113.7", "198.51.100.9", "203.0.113.8"] {
+        let res = client
+            .get(serve.url("/healthz"))
+            .header("x-forwarded-for", ip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    // Each request's line is written before its answer, so once /readyz's is read,
+    // every line of the requests before it has been too.
+    client.get(serve.url("/readyz")).send().await.unwrap();
+    serve
+        .wait_for(|l| l["message"] == "request" && l["route"] == "/readyz")
+        .await;
+    let warnings: Vec<&Value> = serve
+        .seen
+        .iter()
+        .filter(|l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("X-Forwarded-For")
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "logged once: {warnings:?}");
+    let message = warnings[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("LICENSD_TRUSTED_PROXIES") && message.contains("127.0.0.1"),
+        "{message}"
+    );
+    serve.stop().await;
+
+    // With the proxy trusted, nothing to warn about.
+    let mut trusted = ServeProcess::start(&app, &[("LICENSD_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    client
+        .get(trusted.url("/healthz"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    client.get(trusted.url("/readyz")).send().await.unwrap();
+    trusted
+        .wait_for(|l| l["message"] == "request" && l["route"] == "/readyz")
+        .await;
+    assert!(!trusted.seen.iter().any(|l| l["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("X-Forwarded-For")));
+    trusted.stop().await;
+}
