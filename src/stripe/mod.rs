@@ -353,6 +353,7 @@ fn mint(
                 stripe_customer_id: session.customer.clone(),
                 stripe_subscription_id: session.subscription.clone(),
                 metadata: serde_json::json!({}),
+                ..Default::default()
             };
             match stripe_events::insert_minted(conn, &new)? {
                 Some(license) => minted.push(license.id),
