@@ -12,6 +12,7 @@ pub mod schema;
 pub mod signing_keys;
 pub mod stats;
 pub mod stripe_events;
+pub mod subscriptions;
 
 use std::time::Duration;
 
