@@ -122,6 +122,16 @@ pub fn update(conn: &mut PgConnection, id: Uuid, changes: &LicenseChanges) -> Qu
         .get_result(conn)
 }
 
+/// Locks the license row until the transaction ends.
+pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
+    licenses::table
+        .find(id)
+        .select(licenses::id)
+        .for_update()
+        .first::<Uuid>(conn)?;
+    Ok(())
+}
+
 /// Takes one activation seat if the limit allows. The conditional UPDATE holds the
 /// row lock, so concurrent callers on any instance are counted one at a time.
 pub fn try_take_seat(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {

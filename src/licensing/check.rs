@@ -454,6 +454,9 @@ fn reclaim_dead_seats(
     let Some(before) = lease::dead_before(license, product, now) else {
         return Ok(0);
     };
+    // Activations of one leased license queue here, so reclaims and revivals of the
+    // same rows never lock them in different orders (a deadlock).
+    licenses::lock(conn, license.id)?;
     let dead = activations::delete_dead(conn, license.id, before, req.fingerprint.as_str())?;
     let freed = i32::try_from(dead.len()).unwrap_or(i32::MAX);
     if freed > 0 {

@@ -16,6 +16,7 @@ mod license_file;
 mod metrics;
 mod openapi;
 mod rate_limit;
+mod seats;
 mod signing;
 mod smtp_server;
 mod stripe;
