@@ -84,7 +84,10 @@ async fn code_of(app: &TestApp, key: &str, fingerprint: &str) -> Value {
 async fn a_lease_that_ends_frees_its_seat_without_any_job() {
     let app = app().await;
     let key = leased_license(&app, 1, 60, json!({})).await;
-    assert_eq!(app.activate(&key, "laptop").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.activate(&key, "laptop").await.status,
+        StatusCode::CREATED
+    );
     let refused = app.activate(&key, "desktop").await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
 
@@ -103,7 +106,10 @@ async fn a_lease_that_ends_frees_its_seat_without_any_job() {
     assert_eq!(taken.body["license"]["activations_count"], 1);
     assert!(taken.body["activation"]["lease_expires_at"].is_string());
     let answer = code_of(&app, &key, "laptop").await;
-    assert_eq!(answer["code"], "NOT_ACTIVATED", "its seat went to the desktop");
+    assert_eq!(
+        answer["code"], "NOT_ACTIVATED",
+        "its seat went to the desktop"
+    );
     let detail = app.admin_get(&format!("/v1/licenses/{key}")).await.body;
     let devices: Vec<&str> = detail["activations"]
         .as_array()
@@ -119,7 +125,10 @@ async fn a_lease_that_ends_frees_its_seat_without_any_job() {
 async fn without_a_lease_silent_devices_keep_their_seats() {
     let app = app().await;
     let key = app.license_with_seats(1).await;
-    assert_eq!(app.activate(&key, "laptop").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.activate(&key, "laptop").await.status,
+        StatusCode::CREATED
+    );
     last_seen_ago(&app, "laptop", 400 * 86_400).await;
     assert_eq!(code_of(&app, &key, "laptop").await["code"], "VALID");
     assert_eq!(
@@ -160,8 +169,11 @@ async fn heartbeat_renews_the_lease_and_names_what_is_wrong() {
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(empty.error_code(), "invalid_field");
 
-    app.admin_patch(&format!("/v1/licenses/{key}"), &json!({ "status": "suspended" }))
-        .await;
+    app.admin_patch(
+        &format!("/v1/licenses/{key}"),
+        &json!({ "status": "suspended" }),
+    )
+    .await;
     let suspended = heartbeat(&app, &key, "laptop").await;
     assert_eq!(suspended.status, StatusCode::FORBIDDEN);
     assert_eq!(suspended.body["code"], "SUSPENDED");
@@ -231,7 +243,11 @@ async fn fifty_concurrent_activations_over_dead_and_live_devices_keep_the_limit(
         );
     }
     let status_of = |fp: &str| replies.iter().find(|(f, _)| f == fp).unwrap().1.status;
-    assert_eq!(status_of("old-3"), StatusCode::OK, "a live device keeps its seat");
+    assert_eq!(
+        status_of("old-3"),
+        StatusCode::OK,
+        "a live device keeps its seat"
+    );
     // The dead old-0 either revived its own row before another activation reclaimed
     // it (200), or came back as a new device like the others (201 or 409).
     let revived = usize::from(status_of("old-0") == StatusCode::OK);
@@ -243,7 +259,10 @@ async fn fifty_concurrent_activations_over_dead_and_live_devices_keep_the_limit(
         created + revived,
         3,
         "three dead seats were free, no more: {:?}",
-        replies.iter().map(|(f, r)| (f, r.status)).collect::<Vec<_>>()
+        replies
+            .iter()
+            .map(|(f, r)| (f, r.status))
+            .collect::<Vec<_>>()
     );
 
     let detail = app.admin_get(&format!("/v1/licenses/{key}")).await.body;
@@ -251,8 +270,14 @@ async fn fifty_concurrent_activations_over_dead_and_live_devices_keep_the_limit(
     assert_eq!(rows.len(), 5, "{detail}");
     assert_eq!(detail["activations_count"], 5);
     assert_eq!(detail["over_limit"], false);
-    let fps: Vec<&str> = rows.iter().map(|a| a["fingerprint"].as_str().unwrap()).collect();
-    assert!(!fps.contains(&"old-1") && !fps.contains(&"old-2"), "{fps:?}");
+    let fps: Vec<&str> = rows
+        .iter()
+        .map(|a| a["fingerprint"].as_str().unwrap())
+        .collect();
+    assert!(
+        !fps.contains(&"old-1") && !fps.contains(&"old-2"),
+        "{fps:?}"
+    );
     assert_eq!(
         app.count("activations").await,
         5,
@@ -268,7 +293,10 @@ async fn a_seat_downgrade_leaves_every_device_and_refuses_new_ones() {
         app.activate(&key, fp).await;
     }
     let patched = app
-        .admin_patch(&format!("/v1/licenses/{key}"), &json!({ "max_activations": 1 }))
+        .admin_patch(
+            &format!("/v1/licenses/{key}"),
+            &json!({ "max_activations": 1 }),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["over_limit"], true);
@@ -279,8 +307,10 @@ async fn a_seat_downgrade_leaves_every_device_and_refuses_new_ones() {
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.body["code"], "TOO_MANY_ACTIVATIONS");
     // The buyer chooses which devices go.
-    app.deactivate(json!({ "key": key, "fingerprint": "a" })).await;
-    app.deactivate(json!({ "key": key, "fingerprint": "b" })).await;
+    app.deactivate(json!({ "key": key, "fingerprint": "a" }))
+        .await;
+    app.deactivate(json!({ "key": key, "fingerprint": "b" }))
+        .await;
     let answer = code_of(&app, &key, "c").await;
     assert_eq!(answer["license"]["over_limit"], false, "{answer}");
     assert_eq!(app.activate(&key, "d").await.status, StatusCode::CONFLICT);
@@ -299,7 +329,8 @@ async fn an_offline_file_without_a_fingerprint_takes_a_seat() {
     assert_eq!(refused.body["code"], "TOO_MANY_ACTIVATIONS");
     assert_eq!(refused.body["issued"], false);
 
-    app.deactivate(json!({ "key": key, "fingerprint": "laptop" })).await;
+    app.deactivate(json!({ "key": key, "fingerprint": "laptop" }))
+        .await;
     let file = app
         .post("/v1/licenses/checkout", &json!({ "key": key }))
         .await;
@@ -366,25 +397,31 @@ async fn license_files_never_outlive_the_lease_unless_the_product_allows_offline
 async fn activate_racing_deactivate_of_the_same_device_never_answers_not_found() {
     let app = app().await;
     let key = app.license_with_seats(5).await;
-    for round in 0..150 {
+    for round in 0..60 {
         app.activate(&key, "laptop").await;
+        let activates = (0..8).map(|_| app.activate(&key, "laptop"));
+        let deactivates =
+            (0..8).map(|_| app.deactivate(json!({ "key": key, "fingerprint": "laptop" })));
         let (activated, deactivated) = tokio::join!(
-            app.activate(&key, "laptop"),
-            app.deactivate(json!({ "key": key, "fingerprint": "laptop" })),
+            futures::future::join_all(activates),
+            futures::future::join_all(deactivates),
         );
-        assert!(
-            [StatusCode::OK, StatusCode::CREATED].contains(&activated.status),
-            "round {round}: activate answered {} {}",
-            activated.status,
-            activated.body
-        );
-        assert!(
-            deactivated.status == StatusCode::OK
-                || deactivated.body["code"] == "NOT_ACTIVATED",
-            "round {round}: deactivate answered {} {}",
-            deactivated.status,
-            deactivated.body
-        );
+        for r in activated {
+            assert!(
+                [StatusCode::OK, StatusCode::CREATED].contains(&r.status),
+                "round {round}: activate answered {} {}",
+                r.status,
+                r.body
+            );
+        }
+        for r in deactivated {
+            assert!(
+                r.status == StatusCode::OK || r.body["code"] == "NOT_ACTIVATED",
+                "round {round}: deactivate answered {} {}",
+                r.status,
+                r.body
+            );
+        }
     }
 }
 
@@ -453,14 +490,31 @@ async fn entitlements_come_from_the_product_unless_the_license_overrides_them() 
 async fn bad_seat_settings_are_422s_naming_the_field_and_change_nothing() {
     let app = app().await;
     for (body, field) in [
-        (json!({ "name": "A", "heartbeat_seconds": 5 }), "heartbeat_seconds"),
-        (json!({ "name": "A", "heartbeat_seconds": 0 }), "heartbeat_seconds"),
-        (json!({ "name": "A", "entitlements": ["no spaces"] }), "entitlements"),
+        (
+            json!({ "name": "A", "heartbeat_seconds": 5 }),
+            "heartbeat_seconds",
+        ),
+        (
+            json!({ "name": "A", "heartbeat_seconds": 0 }),
+            "heartbeat_seconds",
+        ),
+        (
+            json!({ "name": "A", "entitlements": ["no spaces"] }),
+            "entitlements",
+        ),
         (json!({ "name": "A", "entitlements": [""] }), "entitlements"),
-        (json!({ "name": "A", "expiry_behavior": "forever" }), "expiry_behavior"),
+        (
+            json!({ "name": "A", "expiry_behavior": "forever" }),
+            "expiry_behavior",
+        ),
     ] {
         let r = app.admin_post("/v1/products", &body).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
         assert!(
             r.body["error"]["message"].as_str().unwrap().contains(field),
             "{}",
