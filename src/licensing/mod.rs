@@ -27,6 +27,7 @@ pub enum Status {
     Revoked,
     Expired,
     /// A subscription past due (or unpaid) beyond its payment grace.
+    #[serde(rename = "past_due")]
     PastDue,
 }
 

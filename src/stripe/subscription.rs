@@ -115,7 +115,9 @@ pub fn apply_state(
             stale += 1;
             stale_changes(license, state, grace)
         };
-        subscriptions::update(conn, license.id, &changes)?;
+        if changes.updated_at.is_some() {
+            subscriptions::update(conn, license.id, &changes)?;
+        }
     }
     let mut outcome = format!(
         "subscription {} {}: {applied} license(s) updated",

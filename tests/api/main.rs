@@ -20,4 +20,5 @@ mod seats;
 mod signing;
 mod smtp_server;
 mod stripe;
+mod subscriptions;
 mod validate;
