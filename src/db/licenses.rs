@@ -115,14 +115,7 @@ pub fn list(
     Ok((rows, total))
 }
 
-pub fn update(conn: &mut PgConnection, id: Uuid, changes: &LicenseChanges) -> QueryResult<License> {
-    diesel::update(licenses::table.find(id))
-        .set(changes)
-        .returning(License::as_returning())
-        .get_result(conn)
-}
-
-/// Locks the license row until the transaction ends.
+/// Locks the license row until the transaction ends (serialises changes to one license).
 pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
     licenses::table
         .find(id)
@@ -130,6 +123,13 @@ pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
         .for_update()
         .first::<Uuid>(conn)?;
     Ok(())
+}
+
+pub fn update(conn: &mut PgConnection, id: Uuid, changes: &LicenseChanges) -> QueryResult<License> {
+    diesel::update(licenses::table.find(id))
+        .set(changes)
+        .returning(License::as_returning())
+        .get_result(conn)
 }
 
 /// Takes one activation seat if the limit allows. The conditional UPDATE holds the
