@@ -51,6 +51,8 @@ pub struct Settings {
     pub stripe_api_key: Option<SecretString>,
     pub stripe_api_base: String,
     pub subscription_grace_days: u32,
+    /// Days a past-due (or unpaid) subscription keeps working after the payment was due.
+    pub past_due_grace_days: u32,
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub smtp_url: Option<SecretString>,
