@@ -25,6 +25,14 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    /// Time a client has to send a request's headers (ms).
+    pub client_header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers are in (s).
+    pub body_timeout_secs: u64,
+    /// How long an idle keep-alive connection stays open (s; 0: closed after each request).
+    pub keep_alive_secs: u64,
+    /// Connections one client address may hold open at once (0: no cap).
+    pub max_connections_per_ip: usize,
 
     pub last_seen_interval_secs: u32,
 
