@@ -18,7 +18,6 @@ use crate::licensing::check::{
 };
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::signing::CheckoutRequest;
-use crate::licensing::views::ActivationView;
 
 /// The routes of this module, for the OpenAPI check (see `http::routes`).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -155,13 +154,13 @@ async fn activate(
             activation,
             license,
         } => HttpResponse::Created().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Existing {
             activation,
             license,
         } => HttpResponse::Ok().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Refused(code) => refusal("activated", code),
     })

@@ -176,7 +176,7 @@ async fn validate(
         let why = match checked.code {
             Code::NotFound => "License key not found.",
             Code::Expired => "License key has expired.",
-            Code::NotActivated => "License key instance not found.",
+            Code::NotActivated | Code::LeaseExpired => "License key instance not found.",
             _ => "License key is not active.",
         };
         answer["message"] = json!(why);
