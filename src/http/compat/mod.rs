@@ -6,6 +6,7 @@
 
 mod checkoutkeys;
 mod keymint;
+mod keymint_key;
 mod sellapp;
 mod wckm;
 
@@ -30,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     }
     if settings.compat_keymint {
         keymint::routes(cfg);
+        keymint_key::routes(cfg);
     }
 }
 
@@ -40,6 +42,7 @@ pub fn all_routes() -> Vec<(&'static str, &'static str)> {
         wckm::ROUTES,
         sellapp::ROUTES,
         keymint::ROUTES,
+        keymint_key::ROUTES,
     ]
     .concat()
 }
@@ -51,6 +54,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(wckm::Api::openapi());
     doc.merge(sellapp::Api::openapi());
     doc.merge(keymint::Api::openapi());
+    doc.merge(keymint_key::Api::openapi());
     doc
 }
 
