@@ -500,18 +500,6 @@ pub fn resend_email(conn: &mut PgConnection, id_or_key: &str) -> Result<Uuid, Ap
     )?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs_from_names() {
-        assert_eq!(slug_from_name("My App 2"), "my-app-2");
-        assert_eq!(slug_from_name("  --Ünïcode!! "), "n-code");
-        assert_eq!(slug_from_name("!!!"), "product");
-    }
-}
-
 /// The license a compatibility API's numeric id names (the first 48 bits of its UUID;
 /// see `http::compat::numeric_id`).
 pub fn find_license_by_number(
@@ -543,4 +531,16 @@ pub fn list_activations(
         ));
     }
     Ok(activations::page(conn, license, page, per_page)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_from_names() {
+        assert_eq!(slug_from_name("My App 2"), "my-app-2");
+        assert_eq!(slug_from_name("  --Ünïcode!! "), "n-code");
+        assert_eq!(slug_from_name("!!!"), "product");
+    }
 }

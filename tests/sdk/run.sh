@@ -50,7 +50,7 @@ export DATABASE_URL="$server/$db"
 export LICENSD_BIND="127.0.0.1:$port"
 export LICENSD_PUBLIC_URL="http://127.0.0.1:$port"
 export LICENSD_MAIL_DIR="$work/mail"
-export RUST_LOG="${RUST_LOG:-warn}"
+export LICENSD_LOG="${LICENSD_LOG:-warn}"
 # The key-guessing limit is tested in tests/api; here every unknown-key call is deliberate.
 export LICENSD_RATE_LIMIT_FAILED_LOOKUPS_PER_IP=1000
 

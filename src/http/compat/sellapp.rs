@@ -6,6 +6,9 @@
 //! `2025-04-22T20:08:39.000000Z`, validation errors as 422
 //! `{"message", "errors": {field: [..]}}`, other errors as `{"message"}`.
 
+// A refusal here is the dialect's own answer, built once per request and returned at once.
+#![allow(clippy::result_large_err)]
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
