@@ -96,9 +96,9 @@ fn dialects() -> Vec<Dialect> {
                     .json(&json!({ "productId": "app", "licenseKey": key }))
             },
             activate: Some(|app, key, product, device| {
-                app.client.post(app.url("/key/activate")).json(
-                    &json!({ "productId": product, "licenseKey": key, "hostId": device }),
-                )
+                app.client
+                    .post(app.url("/key/activate"))
+                    .json(&json!({ "productId": product, "licenseKey": key, "hostId": device }))
             }),
         },
     ]

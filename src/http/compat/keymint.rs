@@ -6,6 +6,8 @@
 //! `Authorization: Bearer`; activate and deactivate are called by the customer
 //! software, where the license key is the credential.
 
+use crate::http::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,23 +17,17 @@ use crate::db;
 use crate::db::activations::Selector;
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, ActivateOutcome, Code, DeactivateOutcome, Expect};
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::Status;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route("/get-key", [web::post().to(get_key)]));
-    cfg.service(license_route(
-        "/activate-key",
-        [web::post().to(activate_key)],
-    ));
-    cfg.service(license_route(
-        "/deactivate-key",
-        [web::post().to(deactivate_key)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, get_key))
+        .add(route!(License, activate_key))
+        .add(route!(License, deactivate_key));
 }
 
 pub(super) fn error(status: StatusCode, message: &str) -> HttpResponse {
@@ -261,14 +257,3 @@ async fn deactivate_key(
         Ok(DeactivateOutcome::Refused(code)) => refusal(code),
     })
 }
-
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/get-key"),
-    ("POST", "/activate-key"),
-    ("POST", "/deactivate-key"),
-];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(get_key, activate_key, deactivate_key))]
-pub struct Api;

@@ -8,6 +8,8 @@
 // A refusal here is the dialect's own answer, built once per request and returned at once.
 #![allow(clippy::result_large_err)]
 
+use crate::http::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -21,7 +23,7 @@ use crate::db;
 use crate::db::activations::Selector;
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin::{self, CreateLicense, UpdateLicense};
 use crate::licensing::check::{self, ActivateOutcome, DeactivateOutcome, Expect};
@@ -30,23 +32,15 @@ use crate::licensing::views::{LicenseDetail, LicenseView};
 use crate::licensing::Status;
 use diesel::PgConnection;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route(
-        "/key",
-        [
-            web::get().to(get_key),
-            web::post().to(create_key),
-            web::patch().to(update_key),
-            web::delete().to(delete_key),
-        ],
-    ));
-    cfg.service(license_route("/key/activate", [web::post().to(activate)]));
-    cfg.service(license_route(
-        "/key/deactivate",
-        [web::post().to(deactivate)],
-    ));
-    cfg.service(license_route("/key/block", [web::post().to(block)]));
-    cfg.service(license_route("/key/unblock", [web::post().to(unblock)]));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, get_key))
+        .add(route!(License, create_key))
+        .add(route!(License, update_key))
+        .add(route!(License, delete_key))
+        .add(route!(License, activate))
+        .add(route!(License, deactivate))
+        .add(route!(License, block))
+        .add(route!(License, unblock));
 }
 
 /// Keymint's 401 unless the caller holds an admin token.
@@ -74,7 +68,7 @@ fn product_and_key(fields: &Map<String, Value>) -> Option<(String, String)> {
         (status = 400, description = "`{message, code: 1}`: missing or invalid field", body = Object),
         (status = 403, description = "`{message, code: 2}`: expired, blocked, not active, or activation limit reached", body = Object),
         (status = 404, description = "`{message: \"Invalid license key\", code: 1}`", body = Object),
-        (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Rate limited", body = crate::http::error::ErrorBody),
     ))]
 async fn activate(
     state: web::Data<State>,
@@ -131,7 +125,7 @@ async fn activate(
         (status = 200, description = "`{message, code: 0, devicesRemoved}`; signed", body = Object),
         (status = 400, description = "`{message, code: 1}`: missing field", body = Object),
         (status = 404, description = "Unknown key, or a `hostId` that is not activated", body = Object),
-        (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorBody),
+        (status = 429, description = "Rate limited", body = crate::http::error::ErrorBody),
     ))]
 async fn deactivate(
     state: web::Data<State>,
@@ -477,21 +471,3 @@ async fn delete_key(
     });
     change_key(&state, &fields(&body), apply, "Key deleted").await
 }
-
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/key"),
-    ("POST", "/key"),
-    ("PATCH", "/key"),
-    ("DELETE", "/key"),
-    ("POST", "/key/activate"),
-    ("POST", "/key/deactivate"),
-    ("POST", "/key/block"),
-    ("POST", "/key/unblock"),
-];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    get_key, create_key, update_key, delete_key, activate, deactivate, block, unblock
-))]
-pub struct Api;

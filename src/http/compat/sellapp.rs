@@ -9,6 +9,8 @@
 // A refusal here is the dialect's own answer, built once per request and returned at once.
 #![allow(clippy::result_large_err)]
 
+use crate::http::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -22,7 +24,7 @@ use crate::db::activations::Selector;
 use crate::db::models::{Activation, License, Product};
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin::{self, ListLicenses, UpdateLicense, MAX_PER_PAGE};
 use crate::licensing::check::{ActivateOutcome, Code, DeactivateOutcome, Expect, ValidateRequest};
@@ -31,37 +33,17 @@ use crate::licensing::views::LicenseView;
 use crate::licensing::Status;
 use sha2::{Digest, Sha256};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route("/api/v2/licenses", [web::get().to(list)]));
-    cfg.service(license_route(
-        "/api/v2/licenses/deactivate",
-        [web::post().to(deactivate)],
-    ));
-    cfg.service(license_route("/api/v2/license-keys", [web::get().to(list)]));
-    cfg.service(license_route(
-        "/api/v2/license-keys/{id}",
-        [web::get().to(get_key), web::patch().to(update_key)],
-    ));
-    cfg.service(license_route(
-        "/api/v2/license-keys/{id}/instances",
-        [web::get().to(key_instances)],
-    ));
-    cfg.service(license_route(
-        "/api/v2/license-keys/{id}/instances/{instance}",
-        [web::get().to(key_instance)],
-    ));
-    cfg.service(license_route(
-        "/api/v2/license-key-instances",
-        [web::get().to(all_instances)],
-    ));
-    cfg.service(license_route(
-        "/api/v2/licenses/validate",
-        [web::post().to(validate)],
-    ));
-    cfg.service(license_route(
-        "/api/v2/licenses/activate",
-        [web::post().to(activate)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, validate))
+        .add(route!(License, activate))
+        .add(route!(License, deactivate))
+        .add(route!(License, list))
+        .add(route!(License, list_old_path))
+        .add(route!(License, get_key))
+        .add(route!(License, update_key))
+        .add(route!(License, key_instances))
+        .add(route!(License, key_instance))
+        .add(route!(License, all_instances));
 }
 
 /// licensd is one store.
@@ -644,7 +626,7 @@ async fn key_instance(
     responses((status = 200, description = "`{data: {deactivated: true, instance_id}}`; signed", body = Object),
         (status = 404, description = "Unknown key or instance: `{message}`", body = Object),
         (status = 422, description = "A field is missing", body = Object),
-        (status = 429, description = "Rate limited", body = crate::http::openapi::ErrorBody)))]
+        (status = 429, description = "Rate limited", body = crate::http::error::ErrorBody)))]
 async fn deactivate(
     state: web::Data<State>,
     http: HttpRequest,
@@ -680,40 +662,16 @@ async fn deactivate(
     })
 }
 
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/v2/licenses"),
-    ("POST", "/api/v2/licenses/validate"),
-    ("POST", "/api/v2/licenses/activate"),
-    ("POST", "/api/v2/licenses/deactivate"),
-    ("GET", "/api/v2/license-keys"),
-    ("GET", "/api/v2/license-keys/{id}"),
-    ("PATCH", "/api/v2/license-keys/{id}"),
-    ("GET", "/api/v2/license-keys/{id}/instances"),
-    ("GET", "/api/v2/license-keys/{id}/instances/{instance}"),
-    ("GET", "/api/v2/license-key-instances"),
-];
-
-/// The old list path, same handler as `/api/v2/license-keys`.
+/// `GET /api/v2/licenses`: the older path of [`list`].
 #[utoipa::path(get, path = "/api/v2/licenses", tag = "compat: SellApp",
     description = "List license keys: the same as `GET /api/v2/license-keys`.",
     responses((status = 200, description = "Laravel page of license keys", body = Object),
-        (status = 401, description = "No admin token", body = Object),
+        (status = 401, description = "No admin token: `{message: \"Unauthenticated.\"}`", body = Object),
         (status = 422, description = "`limit` or `page` out of range", body = Object)))]
-#[allow(dead_code)] // documents the second path of `list`
-fn list_licenses_path() {}
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    list,
-    list_licenses_path,
-    validate,
-    activate,
-    deactivate,
-    get_key,
-    update_key,
-    key_instances,
-    key_instance,
-    all_instances
-))]
-pub struct Api;
+async fn list_old_path(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    list(admin, state, req).await
+}
