@@ -334,6 +334,7 @@ async fn create_key(
         expires_at: expires.map(Some),
         metadata: fields.get("metadata").filter(|m| !m.is_null()).cloned(),
         send_email: Some(false),
+        ..Default::default()
     };
     Ok(
         match db::run(&state.pool, move |conn| admin::create_license(conn, &req)).await {
