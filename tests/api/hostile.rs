@@ -1102,11 +1102,26 @@ async fn answer(stream: &mut tokio::net::TcpStream) -> String {
     }
 }
 
+/// Reads whatever is left of the answer until the server closes the connection (true),
+/// or the guard runs out (false).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 #[tokio::test]
 async fn stalled_bodies_are_capped_per_address_and_timed_out_while_healthz_answers() {
     let app = spawn_app_with(|s| {
         s.max_connections_per_ip = 20;
-        s.body_timeout_secs = 2;
+        s.body_timeout_secs = 5;
     })
     .await;
     let attacker: std::net::IpAddr = [127, 0, 0, 1].into();
@@ -1126,26 +1141,25 @@ async fn stalled_bodies_are_capped_per_address_and_timed_out_while_healthz_answe
     for stream in &mut stalled {
         *answers.entry(answer(stream).await).or_default() += 1;
     }
-    assert_eq!(
-        answers,
-        [
-            ("HTTP/1.1 408 Request Timeout".to_owned(), 20),
-            ("HTTP/1.1 429 Too Many Requests".to_owned(), 180),
-        ]
-        .into_iter()
-        .collect(),
-        "20 within the cap wait for their body until the deadline, the rest are refused"
+    let timed_out = answers.remove("HTTP/1.1 408 Request Timeout").unwrap_or(0);
+    let refused = answers
+        .remove("HTTP/1.1 429 Too Many Requests")
+        .unwrap_or(0);
+    assert!(
+        answers.is_empty(),
+        "every connection is answered 408 or 429: {answers:?}"
+    );
+    assert_eq!(timed_out + refused, 200);
+    // The 20 within the cap wait for their body until the deadline; the rest are refused
+    // at once. (A connection opened after one of the first 20 timed out may take its
+    // place, on a machine slow enough to need 5 s for 200 connects.)
+    assert!(
+        (20..=40).contains(&timed_out),
+        "{timed_out} timed out, {refused} refused"
     );
     // Every stalled connection was closed by the server.
     for stream in &mut stalled {
-        let mut closed = false;
-        for _ in 0..2 {
-            if answer(stream).await == "closed" {
-                closed = true;
-                break;
-            }
-        }
-        assert!(closed);
+        assert!(closed_by_server(stream).await);
     }
     drop(stalled);
     // The address is served again once its connections are gone.
