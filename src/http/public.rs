@@ -20,7 +20,6 @@ use crate::licensing::check::{
 };
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::signing::CheckoutRequest;
-use crate::licensing::views::ActivationView;
 
 /// Added before the admin routes, so `/v1/licenses/{license}` does not claim these
 /// paths. Each is a license route of the front door (signed and abuse-limited).
@@ -138,13 +137,13 @@ async fn activate(
             activation,
             license,
         } => HttpResponse::Created().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Existing {
             activation,
             license,
         } => HttpResponse::Ok().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Refused(code) => refusal("activated", code),
     })
