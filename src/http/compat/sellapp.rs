@@ -202,7 +202,7 @@ async fn validate(
     if !valid {
         let why = match checked.code {
             Code::Expired => "License key has expired.",
-            Code::NotActivated => "License key instance not found.",
+            Code::NotActivated | Code::LeaseExpired => "License key instance not found.",
             _ => "License key is not active.",
         };
         answer["message"] = json!(why);
