@@ -30,11 +30,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/licenses/deactivate"),
     ("POST", "/v1/licenses/checkout"),
     ("GET", "/v1/signing-key"),
+    ("GET", "/v1/signing-keys"),
 ];
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, activate, deactivate, checkout, signing_key))]
+#[openapi(paths(validate, activate, deactivate, checkout, signing_key, signing_keys))]
 pub struct Api;
 
 /// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these
@@ -54,6 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.route("/v1/signing-key", web::get().to(signing_key));
+    cfg.route("/v1/signing-keys", web::get().to(signing_keys));
 }
 
 fn required_key(key: &str) -> Result<String, AppError> {
@@ -313,4 +315,12 @@ async fn checkout(
     ))]
 async fn signing_key(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(state.signer.public_key())
+}
+
+#[utoipa::path(get, path = "/v1/signing-keys", tag = "public",
+    responses(
+        (status = 200, description = "`{keys: [{key_id, algorithm, public_key, status}]}`: every key whose signatures still verify (`current` signs new answers; `published` keys signed earlier ones and are kept until retired). Pick the key by the `keyid` of a signature.", body = Object),
+    ))]
+async fn signing_keys(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.signer.key_set())
 }

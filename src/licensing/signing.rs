@@ -10,6 +10,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::check::{status_refusal, Code};
 use super::input::Fingerprint;
@@ -39,6 +40,20 @@ pub struct PublicKeyView {
     pub algorithm: &'static str,
     /// The 32 raw public key bytes, standard base64.
     pub public_key: String,
+}
+
+/// `GET /v1/signing-keys`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeySetView {
+    pub keys: Vec<PublishedKeyView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedKeyView {
+    #[serde(flatten)]
+    pub key: PublicKeyView,
+    /// `current` (signs new answers) or `published` (kept so earlier signatures verify).
+    pub status: &'static str,
 }
 
 impl Signer {
@@ -84,16 +99,34 @@ impl Signer {
         }
     }
 
-    /// The `Licensd-Signature` header value for one exchange (see `licensd_client::signing_string`).
+    pub fn key_set(&self) -> KeySetView {
+        KeySetView {
+            keys: vec![PublishedKeyView {
+                key: self.public_key(),
+                status: "current",
+            }],
+        }
+    }
+
+    /// The `Licensd-Signature` header value for one exchange (see
+    /// `licensd_client::signing_string`); `request_sha256` is the SHA-256 of the request body.
     pub fn sign_response(
         &self,
         timestamp: i64,
         method: &str,
         path: &str,
+        request_sha256: &[u8],
         status: u16,
         body: &[u8],
     ) -> String {
-        let message = licensd_client::signing_string(timestamp, method, path, status, body);
+        let message = licensd_client::signing_string_with_digests(
+            timestamp,
+            method,
+            path,
+            request_sha256,
+            status,
+            &Sha256::digest(body),
+        );
         licensd_client::SignatureHeader {
             key_id: self.key_id.clone(),
             algorithm: ALGORITHM.to_owned(),

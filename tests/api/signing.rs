@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use licensd_client::{verify_response, Error, Exchange, PublicKey};
+use licensd_client::{verify_answer, verify_response, Error, Exchange, PublicKey, Sent};
 use reqwest::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -19,6 +19,7 @@ fn exchange<'a>(path: &'a str, reply: &'a RawReply) -> Exchange<'a> {
     Exchange {
         method: "POST",
         path,
+        request_body: &reply.request,
         status: reply.status.as_u16(),
         body: &reply.bytes,
         signature_header: reply.signature(),
@@ -33,14 +34,19 @@ fn verify_by_the_docs(public_key_b64: &str, method: &str, path: &str, reply: &Ra
         .filter_map(|p| p.split_once('='))
         .collect();
     assert_eq!(fields["alg"], "ed25519");
-    let digest: String = Sha256::digest(&reply.bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    assert_eq!(fields["v"], "2");
+    let hex = |bytes: &[u8]| -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
     let message = format!(
-        "licensd-response-v1\n{}\n{method}\n{path}\n{}\n{digest}",
+        "licensd-response-v2\n{}\n{method}\n{path}\n{}\n{}\n{}",
         fields["ts"],
-        reply.status.as_u16()
+        hex(&reply.request),
+        reply.status.as_u16(),
+        hex(&reply.bytes)
     );
     let key: [u8; 32] = B64.decode(public_key_b64).unwrap().try_into().unwrap();
     let key = VerifyingKey::from_bytes(&key).unwrap();
@@ -240,4 +246,107 @@ async fn a_configured_key_is_used_and_printed_by_the_cli() {
         String::from_utf8(out.stdout).unwrap().trim(),
         B64.encode(expected.as_bytes())
     );
+}
+
+/// What the version 1 recipes checked: the signing string without the request.
+fn verify_by_the_old_docs(public_key_b64: &str, path: &str, reply: &RawReply) -> bool {
+    let fields: std::collections::HashMap<&str, &str> = reply
+        .signature()
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .collect();
+    let digest: String = Sha256::digest(&reply.bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let message = format!(
+        "licensd-response-v1\n{}\nPOST\n{path}\n{}\n{digest}",
+        fields["ts"],
+        reply.status.as_u16()
+    );
+    let key: [u8; 32] = B64.decode(public_key_b64).unwrap().try_into().unwrap();
+    let key = VerifyingKey::from_bytes(&key).unwrap();
+    let sig = Signature::from_slice(&B64.decode(fields["sig"]).unwrap()).unwrap();
+    key.verify(message.as_bytes(), &sig).is_ok()
+}
+
+/// Issue 9, "signed answers can be relayed": a proxy receives the app's request for a fake
+/// key, asks the server about a real key with the app's own nonce, and hands back the
+/// genuine answer. The version 1 signature (method, path, status, body) and the nonce
+/// check both passed; the answer now binds the request, so it is refused.
+#[tokio::test]
+async fn a_genuine_answer_relayed_for_a_fake_key_is_refused() {
+    let app = spawn_app().await;
+    let pk = app.public_key().await;
+    let real = app.license_with_seats(1).await;
+    let path = "/v1/licenses/validate";
+    let genuine = app
+        .post_exact(path, &json!({ "key": real, "nonce": "n-7" }))
+        .await;
+    assert_eq!(genuine.json()["code"], "VALID");
+    let sent_real = Sent {
+        key: &real,
+        fingerprint: None,
+    };
+    verify_answer(&pk, &exchange(path, &genuine), &sent_real, now(), 60).unwrap();
+
+    // The app sent this; the proxy answered with `genuine`.
+    let fake_request =
+        serde_json::to_vec(&json!({ "key": "FAKE0-FAKE0-FAKE0-FAKE0-FAKE0", "nonce": "n-7" }))
+            .unwrap();
+    let relayed = Exchange {
+        request_body: &fake_request,
+        ..exchange(path, &genuine)
+    };
+    assert_eq!(
+        genuine.json()["nonce"],
+        "n-7",
+        "the nonce check alone passes"
+    );
+    let sent_fake = Sent {
+        key: "FAKE0-FAKE0-FAKE0-FAKE0-FAKE0",
+        fingerprint: None,
+    };
+    assert_eq!(
+        verify_answer(&pk, &relayed, &sent_fake, now(), 60),
+        Err(Error::BadSignature)
+    );
+    assert_eq!(
+        verify_response(&pk, &relayed, now(), 60),
+        Err(Error::BadSignature)
+    );
+
+    // Same with an activation: the answer names the device it activated.
+    let path = "/v1/licenses/activate";
+    let activated = app
+        .post_exact(path, &json!({ "key": real, "fingerprint": "dev-real" }))
+        .await;
+    assert_eq!(activated.status, StatusCode::CREATED);
+    let sent = Sent {
+        key: &real,
+        fingerprint: Some("dev-real"),
+    };
+    verify_answer(&pk, &exchange(path, &activated), &sent, now(), 60).unwrap();
+    let other_device =
+        serde_json::to_vec(&json!({ "key": real, "fingerprint": "dev-fake" })).unwrap();
+    let relayed = Exchange {
+        request_body: &other_device,
+        ..exchange(path, &activated)
+    };
+    let sent = Sent {
+        key: &real,
+        fingerprint: Some("dev-fake"),
+    };
+    assert_eq!(
+        verify_answer(&pk, &relayed, &sent, now(), 60),
+        Err(Error::BadSignature)
+    );
+
+    // An old client fails safe: no answer of this server passes the version 1 check.
+    assert!(!verify_by_the_old_docs(
+        &pk.to_base64(),
+        "/v1/licenses/validate",
+        &genuine
+    ));
+    assert!(genuine.signature().starts_with("v=2,"));
 }
