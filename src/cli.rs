@@ -13,7 +13,7 @@ use crate::db;
 use crate::error::AppError;
 use crate::http::{extract::hash_token, Application};
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
-use crate::licensing::signing::Signer;
+use crate::licensing::signing::{self, Signer};
 
 /// licensd: a self-hosted license key server for software sold through Stripe Checkout.
 ///
@@ -54,7 +54,7 @@ enum Command {
         /// The license file; `-` reads standard input.
         file: std::path::PathBuf,
         /// The server's public key (base64, as `signing-key show` prints it). Default: this
-        /// server's key, from LICENSD_SIGNING_KEY or the database.
+        /// server's published keys (LICENSD_SIGNING_KEY and the database's key set).
         #[arg(long)]
         public_key: Option<String>,
     },
@@ -81,8 +81,20 @@ enum StripeCommand {
 
 #[derive(Debug, Subcommand)]
 enum SigningKeyCommand {
-    /// Print the public key (base64, alone on its line); the key id goes to stderr.
+    /// Print the current public key (base64, alone on its line); the key id goes to stderr.
     Show,
+    /// List every stored key (current, published, retired) as JSON, newest first.
+    List,
+    /// Generate a new current key. The old one stays published at GET /v1/signing-keys,
+    /// so apps in the field keep verifying what it signed, until `retire`. Prints the new
+    /// public key; its key id goes to stderr.
+    Rotate,
+    /// Stop publishing a key: answers and license files it signed no longer verify with
+    /// the published set. The current key cannot be retired (rotate first).
+    Retire {
+        /// The key id (16 hex digits), as `signing-key list` and signatures show it.
+        key_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,25 +226,63 @@ fn print_json(value: &impl Serialize) -> Result<(), AppError> {
 }
 
 /// `licensd verify`: the same checks the customer software makes, with the client crate.
-fn verify_file(file: &std::path::Path, public_key: &str) -> Result<(), AppError> {
+/// Verifies a license file with any of `public_keys` (base64), picked by the file's key id.
+fn verify_file(file: &std::path::Path, public_keys: &[String]) -> Result<(), AppError> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).map_err(AppError::internal)?
     } else {
         std::fs::read_to_string(file)
             .map_err(|e| AppError::invalid("FILE", format!("cannot be read: {e}")))?
     };
-    let key = licensd_client::PublicKey::from_base64(public_key)
+    let keys = public_keys
+        .iter()
+        .map(|k| licensd_client::PublicKey::from_base64(k))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AppError::invalid("--public-key", e.to_string()))?;
-    let payload = licensd_client::verify_license_file(&key, &text, Utc::now().timestamp())
+    let payload = licensd_client::verify_license_file(&keys, &text, Utc::now().timestamp())
         .map_err(|e| AppError::invalid("FILE", format!("does not verify: {e}")))?;
     print_json(&payload)?;
     let until = DateTime::from_timestamp(payload.expires_at, 0)
         .map_or_else(|| payload.expires_at.to_string(), |t| t.to_rfc3339());
     eprintln!(
         "licensd: valid, signed by key {}, until {until}",
-        key.key_id()
+        payload.key_id
     );
     Ok(())
+}
+
+fn signing_key_command(
+    conn: &mut diesel::PgConnection,
+    settings: &Settings,
+    command: SigningKeyCommand,
+) -> Result<(), AppError> {
+    match command {
+        SigningKeyCommand::Show => {
+            let public = Signer::load(conn, settings.signing_key.as_ref())?.public_key();
+            print_line(&public.public_key)?;
+            eprintln!("licensd: key id {} ({})", public.key_id, public.algorithm);
+            Ok(())
+        }
+        SigningKeyCommand::List => print_json(&signing::list(conn)?),
+        SigningKeyCommand::Rotate => {
+            let public = signing::rotate(conn)?;
+            print_line(&public.public_key)?;
+            eprintln!(
+                "licensd: key {} is now current; the previous key stays published until retired. \
+                 Running servers switch within signing_key_refresh_secs ({} s).",
+                public.key_id, settings.signing_key_refresh_secs
+            );
+            if settings.signing_key.is_some() {
+                eprintln!("licensd: LICENSD_SIGNING_KEY is set: servers with it keep signing with that key");
+            }
+            Ok(())
+        }
+        SigningKeyCommand::Retire { key_id } => {
+            signing::retire(conn, &key_id)?;
+            eprintln!("licensd: key {key_id} is retired; what it signed no longer verifies with the published keys");
+            Ok(())
+        }
+    }
 }
 
 /// A new admin token: 32 random bytes, hex, behind a recognisable prefix.
@@ -321,7 +371,7 @@ impl Command {
             public_key: Some(key),
         } = &self
         {
-            return verify_file(file, key);
+            return verify_file(file, std::slice::from_ref(key));
         }
         let pool = db::prepare(
             &settings.database_url,
@@ -330,16 +380,11 @@ impl Command {
         )?;
         let conn = &mut pool.get()?;
         match self {
-            Command::SigningKey(SigningKeyCommand::Show) => {
-                let signer = Signer::load(conn, settings.signing_key.as_ref())?;
-                let public = signer.public_key();
-                print_line(&public.public_key)?;
-                eprintln!("licensd: key id {} ({})", public.key_id, public.algorithm);
-                Ok(())
-            }
+            Command::SigningKey(command) => signing_key_command(conn, &settings, command),
             Command::Verify { file, .. } => {
-                let signer = Signer::load(conn, settings.signing_key.as_ref())?;
-                verify_file(&file, &signer.public_key().public_key)
+                let keys = Signer::load(conn, settings.signing_key.as_ref())?.key_set();
+                let keys: Vec<String> = keys.keys.into_iter().map(|k| k.key.public_key).collect();
+                verify_file(&file, &keys)
             }
             // `serve` and `stripe` returned above.
             Command::Migrate | Command::Serve | Command::Stripe(_) => {

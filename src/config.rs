@@ -62,6 +62,8 @@ pub struct Settings {
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub signing_key: Option<SecretString>,
+    /// Seconds between re-reads of the stored key set (rotation reaches running instances).
+    pub signing_key_refresh_secs: u64,
     pub license_file_ttl_days: u32,
     pub license_file_max_ttl_days: u32,
 

@@ -85,9 +85,11 @@ diesel::table! {
 
 diesel::table! {
     signing_keys (id) {
-        id -> Int2,
+        id -> Int4,
         seed -> Bytea,
         created_at -> Timestamptz,
+        status -> Text,
+        retired_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -298,7 +298,7 @@ async fn checkout(
             .transpose()?,
         ttl: Duration::days(ttl_days),
     };
-    let signer = state.signer.clone();
+    let signer = state.signer.get();
     let outcome = db::run(&state.pool, move |conn| {
         signing::checkout(conn, &signer, &req)
     })
@@ -314,7 +314,7 @@ async fn checkout(
         (status = 200, description = "`{key_id, algorithm: \"ed25519\", public_key}`: the key that signs answers and license files (public key: 32 bytes, base64)", body = Object),
     ))]
 async fn signing_key(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(state.signer.public_key())
+    HttpResponse::Ok().json(state.signer.get().public_key())
 }
 
 #[utoipa::path(get, path = "/v1/signing-keys", tag = "public",
@@ -322,5 +322,5 @@ async fn signing_key(state: web::Data<State>) -> HttpResponse {
         (status = 200, description = "`{keys: [{key_id, algorithm, public_key, status}]}`: every key whose signatures still verify (`current` signs new answers; `published` keys signed earlier ones and are kept until retired). Pick the key by the `keyid` of a signature.", body = Object),
     ))]
 async fn signing_keys(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(state.signer.key_set())
+    HttpResponse::Ok().json(state.signer.get().key_set())
 }

@@ -152,7 +152,7 @@ where
                 }
             }
             let timestamp = chrono::Utc::now().timestamp();
-            let signature = state.signer.sign_response(
+            let signature = state.signer.get().sign_response(
                 timestamp,
                 &method,
                 &path,
