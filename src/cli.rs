@@ -47,6 +47,15 @@ enum Command {
     /// The Ed25519 key that signs answers and license files.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
+    /// Import licenses from another service or a CSV file, keeping their keys.
+    ///
+    /// Each row becomes a license of --product with its original key string, status,
+    /// expiry, seat limit, customer and (where the source has them) activations. Rows are
+    /// keyed by the source's id: running the same file again changes nothing. A bad row
+    /// is reported with its line and reason and not imported; the others are. No email is
+    /// sent unless --send-email. Prints a JSON report; exits 1 if any row was bad.
+    /// Column mappings of each preset: docs/importing.md.
+    Import(ImportArgs),
     /// Verify an offline license file (as the customer software would), and print its payload.
     ///
     /// Exits 0 when it verifies and has not expired, 1 otherwise.
@@ -58,6 +67,37 @@ enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The file to read (CSV, or Keygen's licenses JSON).
+    file: std::path::PathBuf,
+    /// What produced the file: decides the column names and vocabularies.
+    #[arg(long, value_enum, default_value = "csv")]
+    from: crate::licensing::import::Preset,
+    /// The product (id or slug) the licenses are for.
+    #[arg(long)]
+    product: String,
+    /// Use another column for a field, e.g. --map email=customer_email (repeatable).
+    /// Fields: id, key, email, name, status, expires_at, max_activations, activations.
+    #[arg(long = "map", value_name = "FIELD=COLUMN")]
+    map: Vec<String>,
+    /// Keygen only: the machines JSON, imported as activations.
+    #[arg(long)]
+    machines: Option<std::path::PathBuf>,
+    /// Email for rows that have none (e.g. WC Key Manager stock not sold yet).
+    #[arg(long)]
+    default_email: Option<String>,
+    /// Report what would happen, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Queue the license email to each imported buyer (default: no email).
+    #[arg(long)]
+    send_email: bool,
+    /// Rows written per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    batch_size: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +291,83 @@ fn verify_file(file: &std::path::Path, public_keys: &[String]) -> Result<(), App
     Ok(())
 }
 
+fn open(path: &std::path::Path, what: &'static str) -> Result<std::fs::File, AppError> {
+    std::fs::File::open(path).map_err(|e| AppError::invalid(what, format!("cannot be read: {e}")))
+}
+
+fn import(conn: &mut diesel::PgConnection, args: ImportArgs) -> Result<(), AppError> {
+    use std::io::IsTerminal;
+
+    use crate::licensing::import::{self, Options, Preset};
+    let opts = Options {
+        preset: args.from,
+        product: args.product,
+        dry_run: args.dry_run,
+        send_email: args.send_email,
+        default_email: args.default_email,
+        batch_size: args.batch_size as usize,
+    };
+    let file = open(&args.file, "FILE")?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(size)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut writer = import::Writer::new(conn, opts.clone())?;
+    let mut on_bad = |bad: &import::BadRow| {
+        bar.suspend(|| eprintln!("licensd: line {}: {}", bad.line, bad.reason));
+    };
+    let mut rows = Vec::new();
+    let mut sink = |row| {
+        rows.push(row);
+        Ok(())
+    };
+    // Rows reach the writer through `rows` so the reader and writer borrow apart.
+    let input = std::io::BufReader::with_capacity(1 << 16, file);
+    match args.from {
+        Preset::Keygen => {
+            let machines = args
+                .machines
+                .as_deref()
+                .map(|p| open(p, "--machines"))
+                .transpose()?;
+            import::read_keygen(input, machines, &opts, &mut sink)?;
+            for row in rows.drain(..) {
+                writer.push(row, &mut on_bad)?;
+            }
+        }
+        preset => {
+            let columns = preset.columns().with_overrides(&args.map)?;
+            let mut pending: Result<(), AppError> = Ok(());
+            let mut sink = |row| {
+                if pending.is_ok() {
+                    pending = writer.push(row, &mut on_bad);
+                }
+                Ok(())
+            };
+            import::read_csv(input, &columns, &opts, &mut sink, &mut |bytes| {
+                bar.set_position(bytes)
+            })?;
+            pending?;
+        }
+    }
+    writer.flush(&mut on_bad)?;
+    bar.finish_and_clear();
+    let report = writer.report;
+    print_json(&report)?;
+    if report.bad_rows > 0 {
+        return Err(AppError::invalid(
+            "FILE",
+            format!(
+                "{} of {} rows were not imported (see the lines above)",
+                report.bad_rows, report.rows
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn signing_key_command(
     conn: &mut diesel::PgConnection,
     settings: &Settings,
@@ -381,6 +498,7 @@ impl Command {
         let conn = &mut pool.get()?;
         match self {
             Command::SigningKey(command) => signing_key_command(conn, &settings, command),
+            Command::Import(args) => import(conn, args),
             Command::Verify { file, .. } => {
                 let keys = Signer::load(conn, settings.signing_key.as_ref())?.key_set();
                 let keys: Vec<String> = keys.keys.into_iter().map(|k| k.key.public_key).collect();

@@ -60,6 +60,8 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        import_source -> Nullable<Text>,
+        import_id -> Nullable<Text>,
     }
 }
 

@@ -190,7 +190,7 @@ pub fn check(
         activation: None,
         now,
     };
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(not_found);
     };
     let fingerprint = req.fingerprint.as_ref().map(Fingerprint::as_str);
@@ -318,7 +318,7 @@ pub fn activate_with(
     expect: &Expect,
 ) -> QueryResult<ActivateOutcome> {
     let now = Utc::now();
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(ActivateOutcome::Refused(Code::NotFound));
     };
     let result = conn.transaction::<_, Abort, _>(|conn| {

@@ -298,7 +298,7 @@ pub fn checkout(
     req: &CheckoutRequest,
 ) -> Result<Result<LicenseFile, Code>, AppError> {
     let now = Utc::now();
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(Err(Code::NotFound));
     };
     let fingerprint = req.fingerprint.as_ref().map(Fingerprint::as_str);

@@ -12,6 +12,7 @@ mod compat_sellapp;
 mod compat_wckm;
 mod email;
 mod errors;
+mod import;
 mod license_file;
 mod metrics;
 mod openapi;
