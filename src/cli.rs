@@ -13,6 +13,7 @@ use crate::db;
 use crate::error::AppError;
 use crate::http::{extract::hash_token, Application};
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
+use crate::licensing::api_keys;
 use crate::licensing::signing::{self, Signer};
 
 /// licensd: a self-hosted license key server for software sold through Stripe Checkout.
@@ -145,6 +146,15 @@ enum ApiKeyCommand {
         #[arg(long)]
         name: String,
     },
+    /// List admin tokens as JSON: id, name, created, last used and revoked times. The
+    /// tokens themselves are never shown (only their hashes are stored).
+    List,
+    /// Revoke an admin token by its id (from `api-key list`); it is refused from its
+    /// next request on. Revoking a revoked token changes nothing.
+    Revoke {
+        /// The token's id, as `api-key list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +185,22 @@ struct ProductArgs {
     /// Letters put in front of this product's keys, e.g. MYAPP.
     #[arg(long)]
     key_prefix: Option<String>,
+    /// Seconds a device keeps its seat after it last checked in (heartbeat or
+    /// validate); a device silent for longer frees its seat for the next activation.
+    /// Default: no lease (devices hold seats until deactivated).
+    #[arg(long)]
+    heartbeat_seconds: Option<i64>,
+    /// A feature code this product's licenses carry (validate, activate, license
+    /// files); repeat for several.
+    #[arg(long = "entitlement", value_name = "CODE")]
+    entitlements: Vec<String>,
+    /// At expiry: revoke_access (default) refuses; maintain_access keeps access to
+    /// the versions released up to the expiry date.
+    #[arg(long)]
+    expiry_behavior: Option<String>,
+    /// Let offline license files outlive the heartbeat lease.
+    #[arg(long)]
+    offline_allowed: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -520,6 +546,16 @@ impl Command {
                 eprintln!("licensd: this token is shown once; store it now");
                 Ok(())
             }
+            Command::ApiKey(ApiKeyCommand::List) => print_json(&api_keys::list(conn)?),
+            Command::ApiKey(ApiKeyCommand::Revoke { id }) => {
+                let revoked = api_keys::revoke(conn, &id)?;
+                print_json(&revoked)?;
+                eprintln!(
+                    "licensd: api key {} ({}) is revoked",
+                    revoked.id, revoked.name
+                );
+                Ok(())
+            }
             Command::Product(ProductCommand::Create(a)) => {
                 let req = CreateProduct {
                     name: a.name,
@@ -528,6 +564,10 @@ impl Command {
                     max_activations: a.max_activations,
                     duration_days: a.duration_days,
                     key_prefix: a.key_prefix,
+                    heartbeat_seconds: a.heartbeat_seconds,
+                    entitlements: a.entitlements,
+                    expiry_behavior: a.expiry_behavior,
+                    offline_allowed: Some(a.offline_allowed),
                 };
                 print_json(&admin::create_product(conn, &req)?)
             }
@@ -541,6 +581,7 @@ impl Command {
                     expires_at: a.expires_at.map(Some),
                     metadata: a.metadata,
                     send_email: Some(!a.no_email),
+                    ..Default::default()
                 };
                 print_json(&admin::create_license(conn, &req)?)
             }

@@ -21,6 +21,10 @@ pub enum AppError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
 
+    /// 408: the request body did not arrive within the body deadline.
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout { secs: u64 },
+
     /// 413
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -35,6 +39,14 @@ pub enum AppError {
     /// 429
     #[error("too many requests: retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+
+    /// 429: a named per-resource limit (e.g. emails per license per hour) is reached.
+    #[error("{message}")]
+    LimitReached {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
 
     /// 400 on the Stripe webhook: the signature did not verify.
     #[error("{0}")]
@@ -92,10 +104,13 @@ impl AppError {
     /// The `error.code` sent to clients.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::BadRequest { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::LimitReached { code, .. } => code,
             AppError::Unauthorized => "unauthorized",
             AppError::NotFound { .. } => "not_found",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::RequestTimeout { .. } => "request_timeout",
             AppError::InvalidField { .. } => "invalid_field",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::InvalidSignature(_) => "invalid_signature",

@@ -1,6 +1,6 @@
 //! Activation rows: one per device (fingerprint) per license.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -41,6 +41,42 @@ pub fn list_for(conn: &mut PgConnection, license_id: Uuid) -> QueryResult<Vec<Ac
         .order((activations::created_at, activations::id))
         .select(Activation::as_select())
         .load(conn)
+}
+
+/// Refreshes the fingerprint's activation now (it is in use), returning it; `None`
+/// when there is no such activation (any more).
+pub fn touch(
+    conn: &mut PgConnection,
+    license_id: Uuid,
+    fingerprint: &str,
+) -> QueryResult<Option<Activation>> {
+    diesel::update(
+        activations::table
+            .filter(activations::license_id.eq(license_id))
+            .filter(activations::fingerprint.eq(fingerprint)),
+    )
+    .set(activations::last_seen_at.eq(Utc::now()))
+    .returning(Activation::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
+/// Deletes the license's activations last seen before `before`, except `keep` (the
+/// device asking, which is about to be refreshed), returning them.
+pub fn delete_dead(
+    conn: &mut PgConnection,
+    license_id: Uuid,
+    before: DateTime<Utc>,
+    keep: &str,
+) -> QueryResult<Vec<Activation>> {
+    diesel::delete(
+        activations::table
+            .filter(activations::license_id.eq(license_id))
+            .filter(activations::last_seen_at.lt(before))
+            .filter(activations::fingerprint.ne(keep)),
+    )
+    .returning(Activation::as_returning())
+    .get_results(conn)
 }
 
 /// Which activation of a license to remove.

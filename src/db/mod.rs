@@ -9,10 +9,12 @@ pub mod licenses;
 pub mod models;
 pub mod outbox;
 pub mod products;
+pub mod reversals;
 pub mod schema;
 pub mod signing_keys;
 pub mod stats;
 pub mod stripe_events;
+pub mod subscriptions;
 
 use std::time::Duration;
 

@@ -60,6 +60,12 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        heartbeat_seconds -> Nullable<Int4>,
+        entitlements -> Nullable<Array<Nullable<Text>>>,
+        subscription_status -> Nullable<Text>,
+        subscription_state_at -> Nullable<Timestamptz>,
+        cancel_at_period_end -> Bool,
+        past_due_until -> Nullable<Timestamptz>,
         import_source -> Nullable<Text>,
         import_id -> Nullable<Text>,
     }
@@ -82,6 +88,10 @@ diesel::table! {
         key_prefix -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        heartbeat_seconds -> Nullable<Int4>,
+        entitlements -> Array<Nullable<Text>>,
+        expiry_behavior -> Text,
+        offline_allowed -> Bool,
     }
 }
 
@@ -105,6 +115,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stripe_reversals (source_id) {
+        source_id -> Text,
+        payment_intent_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        action -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activations -> licenses (license_id));
 diesel::joinable!(licenses -> products (product_id));
 diesel::joinable!(product_prices -> products (product_id));
@@ -118,4 +139,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     signing_keys,
     stripe_events,
+    stripe_reversals,
 );

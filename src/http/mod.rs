@@ -4,12 +4,16 @@
 
 mod admin;
 pub mod compat;
+mod connections;
 pub mod error;
 pub mod extract;
+pub mod front;
 pub mod limits;
 mod metrics;
+mod nul;
 pub mod openapi;
 mod ops;
+mod proxy_hint;
 mod public;
 mod request_log;
 pub mod signing;
@@ -155,8 +159,13 @@ impl Application {
             settings.smtp_url.as_ref(),
             &settings.mail_dir,
             settings.mail_concurrency,
+            Duration::from_secs(settings.smtp_timeout_secs),
         )
         .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
+        let connection_cap = connections::ConnectionCap::new(
+            settings.max_connections_per_ip,
+            trusted_proxies.clone(),
+        );
         let mail_wake = Arc::new(Notify::new());
         let signer = Arc::new(SignerCell::new(signer));
         let key_refresh = spawn_key_refresh(&pool, &settings, &signer);
@@ -172,15 +181,27 @@ impl Application {
             )),
         });
 
+        let body_deadline = web::Data::new(connections::BodyDeadline(Duration::from_secs(
+            settings.body_timeout_secs.max(1),
+        )));
+        let proxy_hint = web::Data::new(proxy_hint::ProxyHint::new(
+            !settings.trusted_proxies.is_empty(),
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(proxy_hint.clone())
+                .app_data(body_deadline.clone())
                 .app_data(web::PayloadConfig::new(state.settings.body_limit_bytes))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|_, _| AppError::not_found("resource").into()),
                 )
+                .wrap(from_fn(nul::reject))
+                .wrap(from_fn(proxy_hint::check))
+                .wrap(from_fn(connections::body_deadline))
+                .wrap(from_fn(connections::refuse_over_cap))
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())
@@ -191,6 +212,15 @@ impl Application {
                 .configure(webhook::routes)
                 .configure(|cfg| compat::routes(cfg, &state.settings))
                 .configure(openapi::routes)
+        })
+        .on_connect(move |conn, data| connection_cap.on_connect(conn, data))
+        .client_request_timeout(Duration::from_millis(
+            settings.client_header_timeout_ms.max(100),
+        ))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(match settings.keep_alive_secs {
+            0 => actix_web::http::KeepAlive::Disabled,
+            secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
         })
         .listen(listener)
         .map_err(AppError::internal)?

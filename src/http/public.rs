@@ -9,25 +9,23 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::Json;
-use super::limits::{mark_failed_lookup, PublicLimits};
-use super::signing::Signed;
+use super::front::{self, license_route};
 use super::State;
-use crate::db::{self, activations::Selector};
+use crate::db::activations::Selector;
 use crate::error::AppError;
 use crate::licensing::check::{
-    self, ActivateRequest, Activated, Code, Deactivated, ValidateRequest,
+    Activated, Code, Deactivated, Expect, Heartbeat, ValidateRequest, Validation,
 };
 use crate::licensing::input::{optional_name, Fingerprint};
-use crate::licensing::key::LicenseKey;
-use crate::licensing::signing::{self, CheckoutRequest};
+use crate::licensing::signing::CheckoutRequest;
 use crate::licensing::views::ActivationView;
-use crate::metrics;
 
 /// The routes of this module, for the OpenAPI check (see `http::routes`).
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/licenses/validate"),
     ("POST", "/v1/licenses/activate"),
     ("POST", "/v1/licenses/deactivate"),
+    ("POST", "/v1/licenses/heartbeat"),
     ("POST", "/v1/licenses/checkout"),
     ("GET", "/v1/signing-key"),
     ("GET", "/v1/signing-keys"),
@@ -35,24 +33,20 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, activate, deactivate, checkout, signing_key, signing_keys))]
+#[openapi(paths(validate, activate, deactivate, heartbeat, checkout, signing_key, signing_keys))]
 pub struct Api;
 
 /// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these
-/// paths. Each public resource is signed and abuse-limited: `.wrap(PublicLimits).wrap(Signed)`.
+/// paths. Each is a license route of the front door (signed and abuse-limited).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for (path, route) in [
         ("/v1/licenses/validate", web::post().to(validate)),
         ("/v1/licenses/activate", web::post().to(activate)),
         ("/v1/licenses/deactivate", web::post().to(deactivate)),
+        ("/v1/licenses/heartbeat", web::post().to(heartbeat)),
         ("/v1/licenses/checkout", web::post().to(checkout)),
     ] {
-        cfg.service(
-            web::resource(path)
-                .wrap(PublicLimits)
-                .wrap(Signed)
-                .route(route),
-        );
+        cfg.service(license_route(path, [route]));
     }
     cfg.route("/v1/signing-key", web::get().to(signing_key));
     cfg.route("/v1/signing-keys", web::get().to(signing_keys));
@@ -84,13 +78,14 @@ pub struct ValidateBody {
 #[utoipa::path(post, path = "/v1/licenses/validate", tag = "public",
     request_body = ValidateBody,
     responses(
-        (status = 200, description = "The answer `{valid, code, message, license?, activation?, nonce?}`; signed (`Licensd-Signature`)", body = Object),
+        (status = 200, description = "The answer `{valid, code, message, license?, activation?, nonce?}`; signed (`Licensd-Signature`). Codes in the order checked: NOT_FOUND, REVOKED, SUSPENDED, PAST_DUE, EXPIRED, PRODUCT_MISMATCH, EMAIL_MISMATCH, NOT_ACTIVATED, LEASE_EXPIRED, VALID", body = Object),
         (status = 400, description = "Malformed JSON", body = super::openapi::ErrorBody),
         (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
         (status = 429, description = "Rate limited (see `Retry-After`)", body = super::openapi::ErrorBody),
     ))]
 async fn validate(
     state: web::Data<State>,
+    http: HttpRequest,
     body: Json<ValidateBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
@@ -105,17 +100,8 @@ async fn validate(
         product: body.product,
         email: body.email,
     };
-    let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-    let answer = db::run(&state.pool, move |conn| {
-        Ok(check::validate(conn, &req, interval)?)
-    })
-    .await?;
-    metrics::record_validation(answer.code.as_str());
-    let mut res = HttpResponse::Ok().json(&answer);
-    if answer.code == Code::NotFound {
-        mark_failed_lookup(&mut res);
-    }
-    Ok(res)
+    let answer = Validation::from(front::validate(&state, &http, req).await?);
+    Ok(HttpResponse::Ok().json(&answer))
 }
 
 /// `POST /v1/licenses/activate`.
@@ -134,16 +120,12 @@ pub struct ActivateBody {
 /// A refusal body: `{activated|deactivated: false, code, message}`.
 fn refusal(flag: &str, code: Code) -> HttpResponse {
     let status = match code {
-        Code::NotFound | Code::NotActivated => StatusCode::NOT_FOUND,
+        Code::NotFound | Code::NotActivated | Code::LeaseExpired => StatusCode::NOT_FOUND,
         Code::TooManyActivations => StatusCode::CONFLICT,
         _ => StatusCode::FORBIDDEN,
     };
-    let mut res = HttpResponse::build(status)
-        .json(json!({ flag: false, "code": code, "message": code.message() }));
-    if code == Code::NotFound {
-        mark_failed_lookup(&mut res);
-    }
-    res
+    HttpResponse::build(status)
+        .json(json!({ flag: false, "code": code, "message": code.message() }))
 }
 
 #[utoipa::path(post, path = "/v1/licenses/activate", tag = "public",
@@ -151,7 +133,7 @@ fn refusal(flag: &str, code: Code) -> HttpResponse {
     responses(
         (status = 201, description = "Activated: `{activated: true, activation, license}`; signed", body = Object),
         (status = 200, description = "Already activated: the existing activation; signed", body = Object),
-        (status = 403, description = "`{activated: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
+        (status = 403, description = "`{activated: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED (an expired `maintain_access` license still activates)", body = Object),
         (status = 404, description = "`{activated: false, code: NOT_FOUND}`", body = Object),
         (status = 409, description = "`{activated: false, code: TOO_MANY_ACTIVATIONS}`", body = Object),
         (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
@@ -163,25 +145,13 @@ async fn activate(
     body: Json<ActivateBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
-    let req = ActivateRequest {
+    let req = front::Activate {
         key: required_key(&body.key)?,
         fingerprint: Fingerprint::parse("fingerprint", &body.fingerprint)?,
         name: optional_name("name", body.name.as_deref(), 255)?,
-        ip: state.limits.client_ip(&http).map(|ip| ip.to_string()),
+        expect: Expect::default(),
     };
-    let limit_key = LicenseKey::parse(&req.key).map_or_else(
-        || req.key.trim().to_ascii_uppercase(),
-        LicenseKey::into_string,
-    );
-    state
-        .limits
-        .activation_attempt(&state.settings, &limit_key)?;
-    let outcome = db::run(&state.pool, move |conn| Ok(check::activate(conn, &req)?)).await?;
-    metrics::record_activation(match &outcome {
-        Activated::New { .. } => "NEW",
-        Activated::Existing { .. } => "EXISTING",
-        Activated::Refused(code) => code.as_str(),
-    });
+    let outcome = Activated::from(front::activate(&state, &http, req).await?);
     Ok(match outcome {
         Activated::New {
             activation,
@@ -221,6 +191,7 @@ pub struct DeactivateBody {
     ))]
 async fn deactivate(
     state: web::Data<State>,
+    http: HttpRequest,
     body: Json<DeactivateBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
@@ -239,10 +210,12 @@ async fn deactivate(
             ))
         }
     };
-    let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::deactivate(conn, &key, &which)?)
-    })
-    .await?;
+    let req = front::Deactivate {
+        key,
+        which: Some(which),
+        expect: Expect::default(),
+    };
+    let outcome = Deactivated::from(front::deactivate(&state, &http, req).await?);
     Ok(match outcome {
         Deactivated::Done(id) => {
             HttpResponse::Ok().json(json!({ "deactivated": true, "activation_id": id }))
@@ -251,11 +224,54 @@ async fn deactivate(
     })
 }
 
+/// `POST /v1/licenses/heartbeat`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HeartbeatBody {
+    pub key: String,
+    /// The activated device or instance id.
+    pub fingerprint: String,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/licenses/heartbeat", tag = "public",
+    request_body = HeartbeatBody,
+    responses(
+        (status = 200, description = "`{alive: true, activation, license}`: the lease runs again from now (`activation.lease_expires_at`); signed", body = Object),
+        (status = 403, description = "`{alive: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED", body = Object),
+        (status = 404, description = "`{alive: false, code}`: NOT_FOUND, or NOT_ACTIVATED (never activated, deactivated, or its seat was reclaimed after its lease ran out: activate again)", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+    ))]
+async fn heartbeat(
+    state: web::Data<State>,
+    http: HttpRequest,
+    body: Json<HeartbeatBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.0;
+    let req = front::Heartbeat {
+        key: required_key(&body.key)?,
+        fingerprint: Fingerprint::parse("fingerprint", &body.fingerprint)?,
+    };
+    Ok(match front::heartbeat(&state, &http, req).await? {
+        Heartbeat::Alive {
+            activation,
+            license,
+        } => HttpResponse::Ok().json(json!({
+            "alive": true, "activation": activation, "license": license,
+        })),
+        Heartbeat::Refused(code) => refusal("alive", code),
+    })
+}
+
 /// `POST /v1/licenses/checkout`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CheckoutBody {
     pub key: String,
     /// Bind the file to this activated device; NOT_ACTIVATED if it is not activated.
+    /// Without it, the file gets an activation of its own that takes a seat
+    /// (TOO_MANY_ACTIVATIONS when every seat is taken).
     pub fingerprint: Option<String>,
     /// Days the file stays valid (default and maximum are configured); never past the
     /// license's own expiry.
@@ -269,13 +285,15 @@ pub struct CheckoutBody {
     request_body = CheckoutBody,
     responses(
         (status = 200, description = "`{license_file, key_id, issued_at, expires_at}`: an offline license file (armoured text); signed", body = Object),
-        (status = 403, description = "`{issued: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
-        (status = 404, description = "`{issued: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
+        (status = 403, description = "`{issued: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED", body = Object),
+        (status = 404, description = "`{issued: false, code}`: NOT_FOUND, NOT_ACTIVATED or LEASE_EXPIRED", body = Object),
+        (status = 409, description = "`{issued: false, code: TOO_MANY_ACTIVATIONS}`: no fingerprint given and every seat is taken", body = Object),
         (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::openapi::ErrorBody),
         (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
     ))]
 async fn checkout(
     state: web::Data<State>,
+    http: HttpRequest,
     body: Json<CheckoutBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
@@ -298,12 +316,7 @@ async fn checkout(
             .transpose()?,
         ttl: Duration::days(ttl_days),
     };
-    let signer = state.signer.get();
-    let outcome = db::run(&state.pool, move |conn| {
-        signing::checkout(conn, &signer, &req)
-    })
-    .await?;
-    Ok(match outcome {
+    Ok(match front::checkout(&state, &http, req).await? {
         Ok(file) => HttpResponse::Ok().json(file),
         Err(code) => refusal("issued", code),
     })

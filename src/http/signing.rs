@@ -12,7 +12,6 @@ use std::rc::Rc;
 
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{web, FromRequest, HttpMessage, ResponseError};
 use serde::Deserialize;
@@ -116,7 +115,6 @@ where
             // binds the answer to this request) and handed on unchanged.
             let mut request_sha256 = Sha256::digest(b"").to_vec();
             let mut payload = req.take_payload();
-            let limit = state.settings.body_limit_bytes;
             let outcome = match web::Bytes::from_request(req.request(), &mut payload).await {
                 Ok(bytes) => {
                     request_sha256 = Sha256::digest(&bytes).to_vec();
@@ -124,12 +122,7 @@ where
                     req.set_payload(Payload::from(bytes));
                     nonce
                 }
-                Err(e) => Err(match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => AppError::PayloadTooLarge { limit },
-                    _ => {
-                        AppError::bad_request("invalid_body", "the request body could not be read")
-                    }
-                }),
+                Err(e) => Err(super::extract::body_error(req.request(), &e)),
             };
             let (res, nonce) = match outcome {
                 Ok(nonce) => (service.call(req).await?.map_into_boxed_body(), nonce),
