@@ -48,6 +48,9 @@ enum Command {
     /// The Ed25519 key that signs answers and license files.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
+    /// Webhooks to your own systems: endpoints, deliveries, redelivery.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Import licenses from another service or a CSV file, keeping their keys.
     ///
     /// Each row becomes a license of --product with its original key string, status,
@@ -68,6 +71,38 @@ enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Add an endpoint. Prints its signing secret once, alone on its line (keep it: it is
+    /// never shown again); the endpoint (JSON) goes to stderr.
+    Create {
+        /// Where events are POSTed, e.g. https://example.com/hooks/licensd.
+        #[arg(long)]
+        url: String,
+        /// Event types to send (repeatable; default: all): license.created,
+        /// license.updated, activation.created, activation.deleted, email.failed.
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+    },
+    /// List endpoints as JSON (secrets are not shown).
+    List,
+    /// Give an endpoint a new secret (printed once). Deliveries are signed with the new
+    /// and the previous secret until the next rotation.
+    RotateSecret { id: uuid::Uuid },
+    /// Remove an endpoint and its deliveries.
+    Delete { id: uuid::Uuid },
+    /// List the latest deliveries with their attempts and last error, as JSON.
+    Deliveries {
+        /// Only `pending`, `delivered` or `failed` ones.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Send a delivery again now (whatever its status).
+    Redeliver { id: uuid::Uuid },
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +352,81 @@ fn verify_file(file: &std::path::Path, public_keys: &[String]) -> Result<(), App
     Ok(())
 }
 
+fn webhook_command(
+    conn: &mut diesel::PgConnection,
+    command: WebhookCommand,
+) -> Result<(), AppError> {
+    use crate::db::webhooks;
+    let not_found = |n: usize, what| {
+        if n == 0 {
+            Err(AppError::not_found(what))
+        } else {
+            Ok(())
+        }
+    };
+    match command {
+        WebhookCommand::Create { url, events } => {
+            let url = url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() > 2000
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(AppError::invalid("--url", "must be an http(s) URL"));
+            }
+            if let Some(bad) = events
+                .iter()
+                .find(|e| !webhooks::EVENT_TYPES.contains(&e.as_str()))
+            {
+                return Err(AppError::invalid(
+                    "--event",
+                    format!("`{bad}` is not one of {}", webhooks::EVENT_TYPES.join(", ")),
+                ));
+            }
+            let secret = crate::webhooks::new_secret();
+            let endpoint = webhooks::create_endpoint(conn, url, &secret, &events)?;
+            print_line(&secret)?;
+            eprintln!(
+                "{}\nlicensd: this secret is shown once; store it now",
+                serde_json::to_string(&endpoint).map_err(AppError::internal)?
+            );
+            Ok(())
+        }
+        WebhookCommand::List => print_json(&webhooks::list_endpoints(conn)?),
+        WebhookCommand::RotateSecret { id } => {
+            let secret = crate::webhooks::new_secret();
+            not_found(
+                webhooks::rotate_secret(conn, id, &secret)?,
+                "webhook endpoint",
+            )?;
+            print_line(&secret)?;
+            eprintln!("licensd: deliveries are now signed with this and the previous secret");
+            Ok(())
+        }
+        WebhookCommand::Delete { id } => {
+            not_found(webhooks::delete_endpoint(conn, id)?, "webhook endpoint")
+        }
+        WebhookCommand::Deliveries { status, limit } => {
+            if status
+                .as_deref()
+                .is_some_and(|s| !["pending", "delivered", "failed"].contains(&s))
+            {
+                return Err(AppError::invalid(
+                    "--status",
+                    "must be pending, delivered or failed",
+                ));
+            }
+            print_json(&webhooks::list_deliveries(
+                conn,
+                status.as_deref(),
+                limit.clamp(1, 1000),
+            )?)
+        }
+        WebhookCommand::Redeliver { id } => {
+            not_found(webhooks::redeliver(conn, id)?, "webhook delivery")
+        }
+    }
+}
+
 fn open(path: &std::path::Path, what: &'static str) -> Result<std::fs::File, AppError> {
     std::fs::File::open(path).map_err(|e| AppError::invalid(what, format!("cannot be read: {e}")))
 }
@@ -525,6 +635,7 @@ impl Command {
         match self {
             Command::SigningKey(command) => signing_key_command(conn, &settings, command),
             Command::Import(args) => import(conn, args),
+            Command::Webhook(command) => webhook_command(conn, command),
             Command::Verify { file, .. } => {
                 let keys = Signer::load(conn, settings.signing_key.as_ref())?.key_set();
                 let keys: Vec<String> = keys.keys.into_iter().map(|k| k.key.public_key).collect();

@@ -15,6 +15,7 @@ pub mod signing_keys;
 pub mod stats;
 pub mod stripe_events;
 pub mod subscriptions;
+pub mod webhooks;
 
 use std::time::Duration;
 

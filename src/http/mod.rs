@@ -113,6 +113,7 @@ pub struct Application {
     pool: Pool,
     mail_worker: Worker,
     key_refresh: tokio::task::JoinHandle<()>,
+    webhook_worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -245,12 +246,22 @@ impl Application {
             },
             mail_wake,
         );
+        let webhook_worker = crate::webhooks::spawn(
+            pool.clone(),
+            crate::webhooks::WorkerConfig {
+                poll: Duration::from_millis(settings.webhook_poll_ms.max(10)),
+                retry_base: Duration::from_millis(settings.webhook_retry_base_ms.max(10)),
+                max_attempts: settings.webhook_max_attempts.max(1),
+                timeout: Duration::from_secs(settings.webhook_timeout_secs.max(1)),
+            },
+        );
         Ok(Application {
             port,
             server,
             pool,
             mail_worker,
             key_refresh,
+            webhook_worker,
         })
     }
 
@@ -267,6 +278,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.key_refresh.abort();
+        self.webhook_worker.abort();
         self.mail_worker.stop().await;
         served
     }

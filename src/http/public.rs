@@ -33,7 +33,15 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, activate, deactivate, heartbeat, checkout, signing_key, signing_keys))]
+#[openapi(paths(
+    validate,
+    activate,
+    deactivate,
+    heartbeat,
+    checkout,
+    signing_key,
+    signing_keys
+))]
 pub struct Api;
 
 /// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these

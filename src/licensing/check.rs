@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::events;
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
 use super::lease;
@@ -447,6 +448,9 @@ pub fn activate_with(
             ..license
         };
         let (new, activation) = take_or_find_seat(conn, &license, req)?;
+        if new {
+            events::activation(conn, "activation.created", license.id, &activation)?;
+        }
         let license = License {
             activations_count: license.activations_count + i32::from(new),
             ..license
@@ -598,6 +602,9 @@ pub fn deactivate_with(
             },
             None => activations::delete_all(conn, license.id)?,
         };
+        for a in &removed {
+            events::activation(conn, "activation.deleted", license.id, a)?;
+        }
         let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
         if freed > 0 {
             licenses::release_seats(conn, license.id, freed)?;

@@ -25,3 +25,4 @@ mod smtp_server;
 mod stripe;
 mod subscriptions;
 mod validate;
+mod webhooks;
