@@ -19,6 +19,38 @@ fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The Rust recipe of docs/webhooks.md, as printed there.
+fn verify_webhook(body: &[u8], header: &str, secrets: &[&str], now: i64, tolerance: i64) -> bool {
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+    let fields: Vec<(&str, &str)> = header
+        .split(',')
+        .filter_map(|p| p.trim().split_once('='))
+        .collect();
+    let mut ts = fields.iter().filter(|(k, _)| *k == "t");
+    let (Some((_, t)), None) = (ts.next(), ts.next()) else {
+        return false;
+    };
+    let Ok(t) = t.parse::<i64>() else {
+        return false;
+    };
+    if (now - t).abs() > tolerance {
+        return false;
+    }
+    fields.iter().filter(|(k, _)| *k == "v1").any(|(_, v)| {
+        let Ok(sig) = hex::decode(v) else {
+            return false;
+        };
+        secrets.iter().any(|s| {
+            let mut mac =
+                <Hmac<Sha256> as KeyInit>::new_from_slice(s.as_bytes()).expect("any key length");
+            mac.update(format!("{t}.").as_bytes());
+            mac.update(body);
+            mac.verify_slice(&sig).is_ok() // constant time
+        })
+    })
+}
+
 fn recipe_accepts(secret: &str, header: &str, body: &[u8]) -> Option<String> {
     use std::io::Write;
     let mut child = std::process::Command::new("python3")
@@ -170,6 +202,15 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order_per_license() {
         let kind = recipe_accepts(&secret, header, &req.body)
             .unwrap_or_else(|| panic!("the recipe refused {header}"));
         assert!(recipe_accepts("whsec_wrong", header, &req.body).is_none());
+        let now = chrono::Utc::now().timestamp();
+        assert!(verify_webhook(&req.body, header, &[&secret], now, 300));
+        assert!(!verify_webhook(
+            &req.body,
+            header,
+            &["whsec_wrong"],
+            now,
+            300
+        ));
         let event: Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(event["type"], kind.as_str());
         assert!(event["created"].is_string());
