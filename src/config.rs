@@ -74,6 +74,14 @@ pub struct Settings {
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub signing_key: Option<SecretString>,
+    /// Seconds between re-reads of the stored key set (rotation reaches running instances).
+    pub signing_key_refresh_secs: u64,
+    /// Webhooks to the seller: poll interval, first retry wait (doubles per failure, at
+    /// most 6 h), attempts before giving up, and the request timeout.
+    pub webhook_poll_ms: u64,
+    pub webhook_retry_base_ms: u64,
+    pub webhook_max_attempts: u32,
+    pub webhook_timeout_secs: u64,
     pub license_file_ttl_days: u32,
     pub license_file_max_ttl_days: u32,
 

@@ -21,8 +21,13 @@ pub fn find(conn: &mut PgConnection, id_or_key: &str) -> QueryResult<Option<(Lic
         .select((License::as_select(), Product::as_select()))
         .into_boxed();
     let query = match Uuid::parse_str(id_or_key) {
-        Ok(id) => query.filter(licenses::id.eq(id)),
-        Err(_) => query.filter(licenses::key.eq(id_or_key)),
+        // An imported key may itself be a UUID (Lemon Squeezy's are).
+        Ok(id) => query.filter(
+            licenses::id
+                .eq(id)
+                .or(upper(licenses::key).eq(id_or_key.to_ascii_uppercase())),
+        ),
+        Err(_) => query.filter(upper(licenses::key).eq(id_or_key)),
     };
     query.first(conn).optional()
 }
@@ -45,7 +50,7 @@ pub fn find_for_check(
                     .or(activations::id.nullable().eq(activation_id)),
             )),
         )
-        .filter(licenses::key.eq(key))
+        .filter(upper(licenses::key).eq(key))
         .select((
             License::as_select(),
             Product::as_select(),
@@ -56,6 +61,8 @@ pub fn find_for_check(
 }
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+// `licenses_key_upper_unique` indexes `upper(key)`: look-ups ignore the case of imported keys.
+diesel::define_sql_function!(fn upper(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 /// What the admin list filters on. `status` is the effective status, so `expired`
 /// and `active` are told apart by `expires_at` as of `now`.

@@ -170,7 +170,7 @@ pub async fn serve(state: &State, http: &HttpRequest, call: Call) -> Result<Answ
 /// The call into `licensing`, on a pooled connection.
 async fn decide(state: &State, call: Call, ip: Option<IpAddr>) -> Result<Answer, AppError> {
     let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-    let signer = state.signer.clone();
+    let signer = state.signer.get();
     db::run(&state.pool, move |conn| {
         Ok(match call {
             Call::Validate(req) => Answer::Checked(check::check(conn, &req, interval)?),

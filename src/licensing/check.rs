@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::events;
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
 use super::lease;
@@ -220,7 +221,7 @@ pub fn check(
         activation: None,
         now,
     };
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(not_found);
     };
     let fingerprint = req.fingerprint.as_ref().map(Fingerprint::as_str);
@@ -426,7 +427,7 @@ pub fn activate_with(
     expect: &Expect,
 ) -> QueryResult<ActivateOutcome> {
     let now = Utc::now();
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(ActivateOutcome::Refused(Code::NotFound));
     };
     let result = conn.transaction::<_, Abort, _>(|conn| {
@@ -449,6 +450,9 @@ pub fn activate_with(
             ..license
         };
         let (new, activation) = take_or_find_seat(conn, &license, req)?;
+        if new {
+            events::activation(conn, "activation.created", license.id, &activation)?;
+        }
         let license = License {
             activations_count: license.activations_count + i32::from(new),
             ..license
@@ -600,6 +604,9 @@ pub fn deactivate_with(
             },
             None => activations::delete_all(conn, license.id)?,
         };
+        for a in &removed {
+            events::activation(conn, "activation.deleted", license.id, a)?;
+        }
         let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
         if freed > 0 {
             licenses::release_seats(conn, license.id, freed)?;

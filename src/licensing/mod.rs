@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod api_keys;
 pub mod check;
+pub mod events;
+pub mod import;
 pub mod input;
 pub mod key;
 pub mod lease;

@@ -414,7 +414,10 @@ fn mint(
                 ..Default::default()
             };
             match stripe_events::insert_minted(conn, &new)? {
-                Some(license) => minted.push(license.id),
+                Some(license) => {
+                    crate::licensing::events::license(conn, "license.created", &license, &product)?;
+                    minted.push(license.id);
+                }
                 None => already += 1,
             }
         }
