@@ -269,6 +269,14 @@ struct LicenseArgs {
     /// Metadata as a JSON object, e.g. '{"plan":"pro"}'.
     #[arg(long, value_parser = parse_json_object)]
     metadata: Option<serde_json::Value>,
+    /// Seconds a device keeps its seat after it last checked in, instead of the
+    /// product's; 0: no lease for this license.
+    #[arg(long)]
+    heartbeat_seconds: Option<i64>,
+    /// A feature code this license carries instead of the product's list; repeat
+    /// for several.
+    #[arg(long = "entitlement", value_name = "CODE")]
+    entitlements: Vec<String>,
     /// Do not email the key to the buyer.
     #[arg(long)]
     no_email: bool,
@@ -692,7 +700,8 @@ impl Command {
                     expires_at: a.expires_at.map(Some),
                     metadata: a.metadata,
                     send_email: Some(!a.no_email),
-                    ..Default::default()
+                    heartbeat_seconds: a.heartbeat_seconds,
+                    entitlements: (!a.entitlements.is_empty()).then_some(a.entitlements),
                 };
                 print_json(&admin::create_license(conn, &req)?)
             }

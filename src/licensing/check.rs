@@ -694,6 +694,64 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn subscription_and_lease_codes_sit_in_their_documented_places() {
+        let now = Utc::now();
+        let past = Some(now - Duration::days(1));
+        let device = ValidateRequest {
+            fingerprint: Some(Fingerprint::parse("fingerprint", "dev").unwrap()),
+            product: Some("other".into()),
+            ..Default::default()
+        };
+        // Paused reads as SUSPENDED, before PAST_DUE.
+        let (mut l, p) = rows("active", past);
+        l.subscription_status = Some("paused".into());
+        assert_eq!(decide(&device, &l, &p, None, now), Code::Suspended);
+        // PAST_DUE (grace over) comes before EXPIRED; within the grace it is not reported.
+        l.subscription_status = Some("past_due".into());
+        l.past_due_until = Some(now - Duration::seconds(1));
+        assert_eq!(decide(&device, &l, &p, None, now), Code::PastDue);
+        l.past_due_until = Some(now + Duration::days(1));
+        assert_eq!(decide(&device, &l, &p, None, now), Code::Expired);
+        // LEASE_EXPIRED comes after the request checks and NOT_ACTIVATED, only for a known device.
+        let (l, mut p) = rows("active", None);
+        p.heartbeat_seconds = Some(60);
+        let seen = |secs| Activation {
+            id: Uuid::new_v4(),
+            license_id: l.id,
+            fingerprint: "dev".into(),
+            name: None,
+            ip: None,
+            created_at: now - Duration::days(1),
+            last_seen_at: now - Duration::seconds(secs),
+        };
+        let dead = seen(61);
+        assert_eq!(
+            decide(&device, &l, &p, Some(&dead), now),
+            Code::ProductMismatch
+        );
+        let device = ValidateRequest {
+            product: None,
+            ..device
+        };
+        assert_eq!(decide(&device, &l, &p, None, now), Code::NotActivated);
+        assert_eq!(
+            decide(&device, &l, &p, Some(&dead), now),
+            Code::LeaseExpired
+        );
+        assert_eq!(decide(&device, &l, &p, Some(&seen(59)), now), Code::Valid);
+    }
+
+    #[test]
+    fn an_expired_maintain_access_license_still_takes_devices() {
+        let now = Utc::now();
+        let (l, mut p) = rows("active", Some(now - Duration::days(1)));
+        assert_eq!(device_refusal(&l, &p, now), Some(Code::Expired));
+        p.expiry_behavior = "maintain_access".into();
+        assert_eq!(device_refusal(&l, &p, now), None);
+        assert_eq!(status_refusal(&l, now), Some(Code::Expired));
+    }
+
+    #[test]
     fn product_email_and_fingerprint_checks() {
         let now = Utc::now();
         let (l, p) = rows("active", Some(now + Duration::days(1)));
