@@ -91,3 +91,24 @@ pub fn touch_if_stale(
         .execute(conn)?;
     Ok(())
 }
+
+/// Writes many `last_seen_at` refreshes in one statement (the validate cache's batch):
+/// `ids[i]` was seen at `seen[i]`; rows refreshed within `min_interval` of that are left
+/// alone, so a refresh another instance already wrote does not write (or notify) again.
+pub fn touch_many(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    seen: &[chrono::DateTime<Utc>],
+    min_interval: Duration,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, Double, Timestamptz};
+    diesel::sql_query(
+        "UPDATE activations AS a SET last_seen_at = v.t \
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, t) \
+         WHERE a.id = v.id AND a.last_seen_at < v.t - make_interval(secs => $3)",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(seen)
+    .bind::<Double, _>(min_interval.num_milliseconds() as f64 / 1000.0)
+    .execute(conn)
+}

@@ -30,6 +30,7 @@ use crate::db::{self, Pool};
 use crate::email::worker::{Worker, WorkerConfig};
 use crate::email::{Mailer, Templates};
 use crate::error::AppError;
+use crate::licensing::cache::{CacheWorker, LicenseCache};
 use crate::licensing::signing::Signer;
 use crate::stripe::StripeApi;
 
@@ -45,6 +46,8 @@ pub struct State {
     pub signer: Arc<Signer>,
     /// Abuse-limit counters of this process (see [`limits`]).
     pub limits: Arc<limits::Limiter>,
+    /// The validate cache of this process (see [`crate::licensing::cache`]).
+    pub cache: Arc<LicenseCache>,
 }
 
 impl State {
@@ -76,6 +79,7 @@ pub struct Application {
     server: Server,
     pool: Pool,
     mail_worker: Worker,
+    cache_worker: CacheWorker,
 }
 
 impl Application {
@@ -125,6 +129,18 @@ impl Application {
         )
         .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
         let mail_wake = Arc::new(Notify::new());
+        let cache = Arc::new(LicenseCache::new(
+            settings.cache_budget_mib as usize * 1024 * 1024,
+            chrono::Duration::seconds(settings.cache_max_stale_secs.try_into().unwrap_or(i64::MAX)),
+        ));
+        let cache_worker = CacheWorker::spawn(
+            cache.clone(),
+            pool.clone(),
+            settings.database_url.clone(),
+            Duration::from_millis(settings.cache_touch_flush_ms.max(10)),
+            chrono::Duration::seconds(settings.last_seen_interval_secs.into()),
+        )
+        .map_err(AppError::internal)?;
         let state = web::Data::new(State {
             pool: pool.clone(),
             settings: settings.clone(),
@@ -135,6 +151,7 @@ impl Application {
                 Duration::from_secs(settings.rate_limit_window_secs),
                 trusted_proxies,
             )),
+            cache,
         });
 
         let mut server = HttpServer::new(move || {
@@ -185,6 +202,7 @@ impl Application {
             server,
             pool,
             mail_worker,
+            cache_worker,
         })
     }
 
@@ -201,6 +219,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.mail_worker.stop().await;
+        self.cache_worker.stop().await;
         served
     }
 }

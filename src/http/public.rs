@@ -104,10 +104,7 @@ async fn validate(
         email: body.email,
     };
     let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-    let answer = db::run(&state.pool, move |conn| {
-        Ok(check::validate(conn, &req, interval)?)
-    })
-    .await?;
+    let answer = check::validate_cached(&state.pool, &state.cache, req, interval).await?;
     metrics::record_validation(answer.code.as_str());
     let mut res = HttpResponse::Ok().json(&answer);
     if answer.code == Code::NotFound {
@@ -175,6 +172,8 @@ async fn activate(
         .limits
         .activation_attempt(&state.settings, &limit_key)?;
     let outcome = db::run(&state.pool, move |conn| Ok(check::activate(conn, &req)?)).await?;
+    // This process answers its own next validate as changed, without waiting for NOTIFY.
+    state.cache.forget_key(&limit_key);
     metrics::record_activation(match &outcome {
         Activated::New { .. } => "NEW",
         Activated::Existing { .. } => "EXISTING",
@@ -237,10 +236,14 @@ async fn deactivate(
             ))
         }
     };
-    let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::deactivate(conn, &key, &which)?)
-    })
-    .await?;
+    let outcome = {
+        let key = key.clone();
+        db::run(&state.pool, move |conn| {
+            Ok(check::deactivate(conn, &key, &which)?)
+        })
+        .await?
+    };
+    state.cache.forget_ref(&key);
     Ok(match outcome {
         Deactivated::Done(id) => {
             HttpResponse::Ok().json(json!({ "deactivated": true, "activation_id": id }))

@@ -7,12 +7,14 @@ use diesel::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::cache::{Device, Entry, LicenseCache, Lookup};
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
 use super::views::{ActivationView, LicenseView};
 use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
-use crate::db::{activations, licenses};
+use crate::db::{self, activations, licenses, Pool};
+use crate::error::AppError;
 
 /// The answer codes of the public license API, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -120,6 +122,10 @@ pub struct Validation {
     pub license: Option<LicenseView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<ActivationView>,
+    /// Present only when the database was unreachable: the answer comes from this
+    /// instance's cache, which may have missed changes made since this instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 impl Validation {
@@ -130,6 +136,19 @@ impl Validation {
             message: code.message(),
             license,
             activation,
+            stale_since: None,
+        }
+    }
+
+    fn from_checked(c: Checked) -> Self {
+        Validation {
+            stale_since: c.stale_since,
+            ..Validation::of(
+                c.code,
+                c.found
+                    .map(|(license, product)| LicenseView::public(license, &product, c.now)),
+                c.activation.map(ActivationView::from),
+            )
         }
     }
 }
@@ -174,6 +193,21 @@ pub struct Checked {
     pub found: Option<(License, Product)>,
     pub activation: Option<Activation>,
     pub now: DateTime<Utc>,
+    /// Set when answered from the cache while the database was unreachable: the
+    /// instant since which the cached rows may be out of date.
+    pub stale_since: Option<DateTime<Utc>>,
+}
+
+impl Checked {
+    fn not_found(now: DateTime<Utc>) -> Self {
+        Checked {
+            code: Code::NotFound,
+            found: None,
+            activation: None,
+            now,
+            stale_since: None,
+        }
+    }
 }
 
 /// The validate decision with one indexed read; a known device's `last_seen_at` is
@@ -184,12 +218,7 @@ pub fn check(
     last_seen_interval: Duration,
 ) -> QueryResult<Checked> {
     let now = Utc::now();
-    let not_found = Checked {
-        code: Code::NotFound,
-        found: None,
-        activation: None,
-        now,
-    };
+    let not_found = Checked::not_found(now);
     let Some(key) = LicenseKey::parse(&req.key) else {
         return Ok(not_found);
     };
@@ -208,6 +237,7 @@ pub fn check(
         found: Some((license, product)),
         activation,
         now,
+        stale_since: None,
     })
 }
 
@@ -217,13 +247,128 @@ pub fn validate(
     req: &ValidateRequest,
     last_seen_interval: Duration,
 ) -> QueryResult<Validation> {
-    let c = check(conn, req, last_seen_interval)?;
-    Ok(Validation::of(
-        c.code,
-        c.found
-            .map(|(license, product)| LicenseView::public(license, &product, c.now)),
-        c.activation.map(ActivationView::from),
-    ))
+    Ok(Validation::from_checked(check(
+        conn,
+        req,
+        last_seen_interval,
+    )?))
+}
+
+impl Device {
+    fn of(req: &ValidateRequest) -> Option<Device> {
+        match (&req.fingerprint, req.activation_id) {
+            (Some(f), _) => Some(Device::Fingerprint(f.as_str().to_owned())),
+            (None, Some(id)) => Some(Device::Id(id)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The validate decision from the cache when it holds the license (and the device),
+/// otherwise from one read that then fills it. While the database is unreachable, a
+/// cached license is answered for up to the configured staleness, marked `stale_since`.
+pub async fn check_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Checked, AppError> {
+    let now = Utc::now();
+    let Some(key) = LicenseKey::parse(&req.key).filter(|_| cache.enabled()) else {
+        return db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await;
+    };
+    let device = Device::of(&req);
+    match cache.lookup(key.as_str(), device.as_ref(), now) {
+        Lookup::Fresh(entry) => {
+            return Ok(from_cache(
+                cache,
+                &req,
+                &entry,
+                last_seen_interval,
+                now,
+                None,
+            ))
+        }
+        Lookup::Stale(entry, since) if cache.db_seems_down(now) => {
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            return Ok(answer);
+        }
+        _ => {}
+    }
+    let ticket = cache.ticket();
+    let read = {
+        let req = req.clone();
+        db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await
+    };
+    match read {
+        Ok(checked) => {
+            cache.mark_db_up();
+            if let Some((license, product)) = &checked.found {
+                let activation = checked.activation.as_ref();
+                cache.insert(ticket, key.as_str(), license, product, device, activation);
+            }
+            Ok(checked)
+        }
+        Err(AppError::DatabaseUnavailable(e)) => {
+            cache.mark_db_down(now);
+            match cache.lookup_for_outage(key.as_str(), device.as_ref(), now) {
+                Some((entry, since)) => Ok(from_cache(
+                    cache,
+                    &req,
+                    &entry,
+                    last_seen_interval,
+                    now,
+                    Some(since),
+                )),
+                None => Err(AppError::DatabaseUnavailable(e)),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A decision from cached rows, made with the clock of now; a due `last_seen_at`
+/// refresh is queued for the cache's next batched write.
+fn from_cache(
+    cache: &LicenseCache,
+    req: &ValidateRequest,
+    entry: &Entry,
+    last_seen_interval: Duration,
+    now: DateTime<Utc>,
+    stale_since: Option<DateTime<Utc>>,
+) -> Checked {
+    let device = Device::of(req);
+    let activation = entry.device(device.as_ref()).flatten().cloned();
+    let code = decide(
+        req,
+        &entry.license,
+        &entry.product,
+        activation.as_ref(),
+        now,
+    );
+    if let Some(a) = &activation {
+        if now - a.last_seen_at >= last_seen_interval {
+            cache.touch_later(a.id, now);
+        }
+    }
+    Checked {
+        code,
+        found: Some((entry.license.clone(), entry.product.clone())),
+        activation,
+        now,
+        stale_since,
+    }
+}
+
+/// Answers a validate call of the public API through the cache (see [`check_cached`]).
+pub async fn validate_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Validation, AppError> {
+    let checked = check_cached(pool, cache, req, last_seen_interval).await?;
+    Ok(Validation::from_checked(checked))
 }
 
 /// The result of an activate call.
