@@ -15,6 +15,7 @@ use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
 use crate::db::{self, activations, licenses, Pool};
 use crate::error::AppError;
+use crate::metrics;
 
 /// The answer codes of the public license API, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -280,16 +281,12 @@ pub async fn check_cached(
     let device = Device::of(&req);
     match cache.lookup(key.as_str(), device.as_ref(), now) {
         Lookup::Fresh(entry) => {
-            return Ok(from_cache(
-                cache,
-                &req,
-                &entry,
-                last_seen_interval,
-                now,
-                None,
-            ))
+            metrics::record_validate_cache("hit");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, None);
+            return Ok(answer);
         }
         Lookup::Stale(entry, since) if cache.db_seems_down(now) => {
+            metrics::record_validate_cache("stale");
             let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
             return Ok(answer);
         }
@@ -302,6 +299,7 @@ pub async fn check_cached(
     };
     match read {
         Ok(checked) => {
+            metrics::record_validate_cache("miss");
             cache.mark_db_up();
             if let Some((license, product)) = &checked.found {
                 let activation = checked.activation.as_ref();
@@ -311,17 +309,13 @@ pub async fn check_cached(
         }
         Err(AppError::DatabaseUnavailable(e)) => {
             cache.mark_db_down(now);
-            match cache.lookup_for_outage(key.as_str(), device.as_ref(), now) {
-                Some((entry, since)) => Ok(from_cache(
-                    cache,
-                    &req,
-                    &entry,
-                    last_seen_interval,
-                    now,
-                    Some(since),
-                )),
-                None => Err(AppError::DatabaseUnavailable(e)),
-            }
+            let Some((entry, since)) = cache.lookup_for_outage(key.as_str(), device.as_ref(), now)
+            else {
+                return Err(AppError::DatabaseUnavailable(e));
+            };
+            metrics::record_validate_cache("stale");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            Ok(answer)
         }
         Err(e) => Err(e),
     }
