@@ -60,6 +60,9 @@ pub struct Entry {
     /// The devices asked about so far, with their activation (`None`: not activated).
     devices: Vec<(Device, Option<Activation>)>,
     bytes: usize,
+    /// The listener connection it was filled under: exact only while that one lasts.
+    epoch: u64,
+    filled_at: DateTime<Utc>,
 }
 
 impl Entry {
@@ -116,6 +119,7 @@ impl Entries {
     }
 
     fn clear(&mut self) {
+        // `next_seq` survives so queue pairs from before can never match a new entry.
         *self = Entries {
             next_seq: self.next_seq,
             ..Entries::default()
@@ -160,6 +164,8 @@ pub struct LicenseCache {
     max_stale: Duration,
     entries: Mutex<Entries>,
     generation: AtomicU64,
+    /// Counts listener connections; entries of an earlier one serve only outages.
+    epoch: AtomicU64,
     listening: AtomicBool,
     /// When the cache stopped being exact (µs since the epoch); meaningful while not listening.
     lost_at: AtomicI64,
@@ -194,6 +200,7 @@ impl LicenseCache {
             max_stale,
             entries: Mutex::new(Entries::default()),
             generation: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
             listening: AtomicBool::new(false),
             lost_at: AtomicI64::new(0),
             db_down_at: AtomicI64::new(0),
@@ -242,10 +249,17 @@ impl LicenseCache {
         if entry.device(device).is_none() {
             return Lookup::Miss;
         }
-        if self.is_listening() {
+        let current = entry.epoch == self.epoch.load(Ordering::Acquire);
+        if current && self.is_listening() {
             return Lookup::Fresh(entry);
         }
-        let since = from_micros(self.lost_at.load(Ordering::Acquire));
+        // Exact until the listener was lost; an entry of an earlier connection, until
+        // it was filled at least.
+        let since = if current {
+            from_micros(self.lost_at.load(Ordering::Acquire))
+        } else {
+            entry.filled_at
+        };
         if now - since <= self.max_stale {
             Lookup::Stale(entry, since)
         } else {
@@ -291,8 +305,11 @@ impl LicenseCache {
         if self.ticket() != ticket {
             return;
         }
+        let epoch = self.epoch.load(Ordering::Acquire);
         let mut devices = match entries.by_key.get(key) {
-            Some(slot) if slot.entry.license.id == license.id => slot.entry.devices.clone(),
+            Some(slot) if slot.entry.license.id == license.id && slot.entry.epoch == epoch => {
+                slot.entry.devices.clone()
+            }
             _ => Vec::new(),
         };
         if let Some(device) = device {
@@ -307,6 +324,8 @@ impl LicenseCache {
             product: product.clone(),
             devices,
             bytes: 0,
+            epoch,
+            filled_at: Utc::now(),
         };
         entry.bytes = estimate_bytes(&entry);
         if entry.bytes > self.budget {
@@ -379,10 +398,11 @@ impl LicenseCache {
     }
 
     /// The listener is connected (again): whatever happened while it was not is unknown,
-    /// so start empty, and serve fills as exact from now on.
+    /// so entries held so far are never served as exact again (only through an outage,
+    /// until refilled), and fills from now on are.
     pub fn resume(&self) {
-        self.invalidate(|e| {
-            e.clear();
+        self.invalidate(|_| {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
             self.listening.store(true, Ordering::Release);
         });
         self.db_down_at.store(0, Ordering::Release);
@@ -405,10 +425,20 @@ impl LicenseCache {
         self.db_down_at.store(0, Ordering::Release);
     }
 
-    /// Whether a read failed for an unreachable database within the last second.
+    /// Whether a read failed for an unreachable database within the last second. Past
+    /// that, one caller is told no (and probes the database); the others meanwhile yes.
     pub fn db_seems_down(&self, now: DateTime<Utc>) -> bool {
         let at = self.db_down_at.load(Ordering::Acquire);
-        at != 0 && now - from_micros(at) < DB_DOWN_HOLD
+        if at == 0 {
+            return false;
+        }
+        if now - from_micros(at) < DB_DOWN_HOLD {
+            return true;
+        }
+        let claimed =
+            self.db_down_at
+                .compare_exchange(at, micros(now), Ordering::AcqRel, Ordering::Acquire);
+        claimed.is_err()
     }
 
     /// Notes that `activation` was seen at `at`, for the next [`flush_touches`].
@@ -779,7 +809,11 @@ mod tests {
         put(&c, "K2");
         assert!(c.lookup_for_outage("K2", None, lost).is_none());
         c.resume();
-        assert!(c.is_empty(), "a reconnect starts empty");
+        // Held for outages (stale since its fill), never fresh again; a refill is.
+        let later = Utc::now() + Duration::minutes(1);
+        assert!(matches!(c.lookup("K", None, later), Lookup::Stale(..)));
+        put(&c, "K");
+        assert!(fresh(&c, "K"));
     }
 
     #[test]
