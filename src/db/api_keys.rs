@@ -34,3 +34,27 @@ pub fn authenticate(conn: &mut PgConnection, token_sha256: &[u8]) -> QueryResult
     }
     Ok(key)
 }
+
+/// Every token's record (never the token: only its hash is stored), oldest first.
+pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<ApiKey>> {
+    api_keys::table
+        .order((api_keys::created_at, api_keys::id))
+        .select(ApiKey::as_select())
+        .load(conn)
+}
+
+/// Revokes a token; revoking a revoked one changes nothing. `None`: no such key.
+pub fn revoke(conn: &mut PgConnection, id: uuid::Uuid) -> QueryResult<Option<ApiKey>> {
+    diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(Utc::now()))
+    .execute(conn)?;
+    api_keys::table
+        .find(id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()
+}

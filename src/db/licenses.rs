@@ -133,6 +133,16 @@ pub fn list(
     Ok((rows, total))
 }
 
+/// Locks the license row until the transaction ends (serialises changes to one license).
+pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
+    licenses::table
+        .find(id)
+        .select(licenses::id)
+        .for_update()
+        .first::<Uuid>(conn)?;
+    Ok(())
+}
+
 pub fn update(conn: &mut PgConnection, id: Uuid, changes: &LicenseChanges) -> QueryResult<License> {
     diesel::update(licenses::table.find(id))
         .set(changes)

@@ -101,6 +101,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stripe_reversals (source_id) {
+        source_id -> Text,
+        payment_intent_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        action -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activations -> licenses (license_id));
 diesel::joinable!(licenses -> products (product_id));
 diesel::joinable!(product_prices -> products (product_id));
@@ -114,4 +125,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     signing_keys,
     stripe_events,
+    stripe_reversals,
 );

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::{build_message, LicenseEmail, Mailer, Templates};
 use crate::db::{self, models::OutboxEmail, outbox, Pool};
 
-/// How long a claim holds a row; longer than any send can take ([`super::SMTP_TIMEOUT`]),
+/// How long a claim holds a row; longer than any send can take ([`super::MAX_SMTP_TIMEOUT`]),
 /// so a row is only re-claimed when its worker is gone.
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// Longest wait between attempts.

@@ -140,18 +140,6 @@ impl Validation {
             stale_since: None,
         }
     }
-
-    fn from_checked(c: Checked) -> Self {
-        Validation {
-            stale_since: c.stale_since,
-            ..Validation::of(
-                c.code,
-                c.found
-                    .map(|(license, product)| LicenseView::public(license, &product, c.now)),
-                c.activation.map(ActivationView::from),
-            )
-        }
-    }
 }
 
 /// The status refusal of a license, if any: REVOKED, SUSPENDED, EXPIRED in that order.
@@ -199,18 +187,6 @@ pub struct Checked {
     pub stale_since: Option<DateTime<Utc>>,
 }
 
-impl Checked {
-    fn not_found(now: DateTime<Utc>) -> Self {
-        Checked {
-            code: Code::NotFound,
-            found: None,
-            activation: None,
-            now,
-            stale_since: None,
-        }
-    }
-}
-
 /// The validate decision with one indexed read; a known device's `last_seen_at` is
 /// refreshed at most once per `last_seen_interval`.
 pub fn check(
@@ -219,7 +195,10 @@ pub fn check(
     last_seen_interval: Duration,
 ) -> QueryResult<Checked> {
     let now = Utc::now();
-    let not_found = Checked::not_found(now);
+    let not_found = Checked {
+        now,
+        ..Checked::not_found()
+    };
     let Some(key) = LicenseKey::parse(&req.key) else {
         return Ok(not_found);
     };
@@ -248,11 +227,20 @@ pub fn validate(
     req: &ValidateRequest,
     last_seen_interval: Duration,
 ) -> QueryResult<Validation> {
-    Ok(Validation::from_checked(check(
-        conn,
-        req,
-        last_seen_interval,
-    )?))
+    Ok(check(conn, req, last_seen_interval)?.into())
+}
+
+impl Checked {
+    /// The answer for a key that names no license.
+    pub fn not_found() -> Self {
+        Checked {
+            code: Code::NotFound,
+            found: None,
+            activation: None,
+            now: Utc::now(),
+            stale_since: None,
+        }
+    }
 }
 
 impl Device {
@@ -362,7 +350,22 @@ pub async fn validate_cached(
     last_seen_interval: Duration,
 ) -> Result<Validation, AppError> {
     let checked = check_cached(pool, cache, req, last_seen_interval).await?;
-    Ok(Validation::from_checked(checked))
+    Ok(checked.into())
+}
+
+/// The public API's answer to a check.
+impl From<Checked> for Validation {
+    fn from(c: Checked) -> Self {
+        Validation {
+            stale_since: c.stale_since,
+            ..Validation::of(
+                c.code,
+                c.found
+                    .map(|(license, product)| LicenseView::public(license, &product, c.now)),
+                c.activation.map(ActivationView::from),
+            )
+        }
+    }
 }
 
 /// The result of an activate call.
@@ -404,29 +407,35 @@ impl From<diesel::result::Error> for Abort {
 
 /// Activates a device for the public API (see [`activate_with`]).
 pub fn activate(conn: &mut PgConnection, req: &ActivateRequest) -> QueryResult<Activated> {
-    let now = Utc::now();
-    Ok(match activate_with(conn, req, &Expect::default())? {
-        ActivateOutcome::Done {
-            new,
-            activation,
-            license,
-            product,
-        } => {
-            let license = LicenseView::public(license, &product, now);
-            if new {
-                Activated::New {
-                    activation,
-                    license,
-                }
-            } else {
-                Activated::Existing {
-                    activation,
-                    license,
+    Ok(activate_with(conn, req, &Expect::default())?.into())
+}
+
+/// The public API's view of an activation.
+impl From<ActivateOutcome> for Activated {
+    fn from(outcome: ActivateOutcome) -> Self {
+        match outcome {
+            ActivateOutcome::Done {
+                new,
+                activation,
+                license,
+                product,
+            } => {
+                let license = LicenseView::public(license, &product, Utc::now());
+                if new {
+                    Activated::New {
+                        activation,
+                        license,
+                    }
+                } else {
+                    Activated::Existing {
+                        activation,
+                        license,
+                    }
                 }
             }
+            ActivateOutcome::Refused(code) => Activated::Refused(code),
         }
-        ActivateOutcome::Refused(code) => Activated::Refused(code),
-    })
+    }
 }
 
 /// An activation with the rows it touched, for callers that shape their own answer.
@@ -531,15 +540,20 @@ pub fn deactivate(
     key_or_id: &str,
     which: &activations::Selector,
 ) -> QueryResult<Deactivated> {
-    Ok(
-        match deactivate_with(conn, key_or_id, Some(which), &Expect::default())? {
+    Ok(deactivate_with(conn, key_or_id, Some(which), &Expect::default())?.into())
+}
+
+/// The public API's view of a deactivation of one device.
+impl From<DeactivateOutcome> for Deactivated {
+    fn from(outcome: DeactivateOutcome) -> Self {
+        match outcome {
             DeactivateOutcome::Done { removed, .. } => match removed.first() {
                 Some(a) => Deactivated::Done(a.id),
                 None => Deactivated::Refused(Code::NotActivated),
             },
             DeactivateOutcome::Refused(code) => Deactivated::Refused(code),
-        },
-    )
+        }
+    }
 }
 
 /// A deactivation with the rows it touched, for callers that shape their own answer.

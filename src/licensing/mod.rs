@@ -2,6 +2,7 @@
 //! public API, the admin API, the CLI and the compatibility adapters share.
 
 pub mod admin;
+pub mod api_keys;
 pub mod cache;
 pub mod check;
 pub mod input;
