@@ -133,6 +133,22 @@ struct ProductArgs {
     /// Letters put in front of this product's keys, e.g. MYAPP.
     #[arg(long)]
     key_prefix: Option<String>,
+    /// Seconds a device keeps its seat after it last checked in (heartbeat or
+    /// validate); a device silent for longer frees its seat for the next activation.
+    /// Default: no lease (devices hold seats until deactivated).
+    #[arg(long)]
+    heartbeat_seconds: Option<i64>,
+    /// A feature code this product's licenses carry (validate, activate, license
+    /// files); repeat for several.
+    #[arg(long = "entitlement", value_name = "CODE")]
+    entitlements: Vec<String>,
+    /// At expiry: revoke_access (default) refuses; maintain_access keeps access to
+    /// the versions released up to the expiry date.
+    #[arg(long)]
+    expiry_behavior: Option<String>,
+    /// Let offline license files outlive the heartbeat lease.
+    #[arg(long)]
+    offline_allowed: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,6 +401,10 @@ impl Command {
                     max_activations: a.max_activations,
                     duration_days: a.duration_days,
                     key_prefix: a.key_prefix,
+                    heartbeat_seconds: a.heartbeat_seconds,
+                    entitlements: a.entitlements,
+                    expiry_behavior: a.expiry_behavior,
+                    offline_allowed: Some(a.offline_allowed),
                 };
                 print_json(&admin::create_product(conn, &req)?)
             }
@@ -398,6 +418,7 @@ impl Command {
                     expires_at: a.expires_at.map(Some),
                     metadata: a.metadata,
                     send_email: Some(!a.no_email),
+                    ..Default::default()
                 };
                 print_json(&admin::create_license(conn, &req)?)
             }

@@ -25,6 +25,14 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    /// Time a client has to send a request's headers (ms).
+    pub client_header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers are in (s).
+    pub body_timeout_secs: u64,
+    /// How long an idle keep-alive connection stays open (s; 0: closed after each request).
+    pub keep_alive_secs: u64,
+    /// Connections one client address may hold open at once (0: no cap).
+    pub max_connections_per_ip: usize,
 
     pub last_seen_interval_secs: u32,
     /// Memory budget of the in-process validate cache, in MiB; 0 turns the cache off.
@@ -49,6 +57,8 @@ pub struct Settings {
     pub stripe_api_key: Option<SecretString>,
     pub stripe_api_base: String,
     pub subscription_grace_days: u32,
+    /// Days a past-due (or unpaid) subscription keeps working after the payment was due.
+    pub past_due_grace_days: u32,
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub smtp_url: Option<SecretString>,

@@ -60,6 +60,12 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        heartbeat_seconds -> Nullable<Int4>,
+        entitlements -> Nullable<Array<Nullable<Text>>>,
+        subscription_status -> Nullable<Text>,
+        subscription_state_at -> Nullable<Timestamptz>,
+        cancel_at_period_end -> Bool,
+        past_due_until -> Nullable<Timestamptz>,
     }
 }
 
@@ -80,6 +86,10 @@ diesel::table! {
         key_prefix -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        heartbeat_seconds -> Nullable<Int4>,
+        entitlements -> Array<Nullable<Text>>,
+        expiry_behavior -> Text,
+        offline_allowed -> Bool,
     }
 }
 

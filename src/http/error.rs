@@ -21,6 +21,7 @@ impl ResponseError for AppError {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             AppError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } | AppError::LimitReached { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -46,6 +47,9 @@ impl ResponseError for AppError {
             tracing::error!(code = self.code(), "{self}{chain}");
         }
         let mut response = HttpResponse::build(status);
+        if let AppError::RequestTimeout { .. } = self {
+            response.force_close();
+        }
         if let AppError::RateLimited { retry_after_secs }
         | AppError::LimitReached {
             retry_after_secs, ..

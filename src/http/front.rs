@@ -57,6 +57,14 @@ pub enum Call {
     Deactivate(Deactivate),
     /// Issue an offline license file.
     Checkout(CheckoutRequest),
+    /// Renew the lease of an activated device.
+    Heartbeat(Heartbeat),
+}
+
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub key: String,
+    pub fingerprint: Fingerprint,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +89,7 @@ pub enum Answer {
     Activated(ActivateOutcome),
     Deactivated(DeactivateOutcome),
     Issued(Result<LicenseFile, Code>),
+    Heartbeat(check::Heartbeat),
 }
 
 impl Call {
@@ -90,6 +99,7 @@ impl Call {
             Call::Activate(r) => &r.key,
             Call::Deactivate(r) => &r.key,
             Call::Checkout(r) => &r.key,
+            Call::Heartbeat(r) => &r.key,
         }
     }
 
@@ -100,6 +110,7 @@ impl Call {
             Call::Activate(_) => Answer::Activated(ActivateOutcome::Refused(Code::NotFound)),
             Call::Deactivate(_) => Answer::Deactivated(DeactivateOutcome::Refused(Code::NotFound)),
             Call::Checkout(_) => Answer::Issued(Err(Code::NotFound)),
+            Call::Heartbeat(_) => Answer::Heartbeat(check::Heartbeat::Refused(Code::NotFound)),
         }
     }
 }
@@ -110,7 +121,8 @@ impl Answer {
             Answer::Checked(c) => c.code == Code::NotFound,
             Answer::Activated(ActivateOutcome::Refused(code))
             | Answer::Deactivated(DeactivateOutcome::Refused(code))
-            | Answer::Issued(Err(code)) => *code == Code::NotFound,
+            | Answer::Issued(Err(code))
+            | Answer::Heartbeat(check::Heartbeat::Refused(code)) => *code == Code::NotFound,
             _ => false,
         }
     }
@@ -127,7 +139,7 @@ impl Answer {
             Answer::Activated(ActivateOutcome::Refused(code)) => {
                 metrics::record_activation(code.as_str())
             }
-            Answer::Deactivated(_) | Answer::Issued(_) => {}
+            Answer::Deactivated(_) | Answer::Issued(_) | Answer::Heartbeat(_) => {}
         }
     }
 }
@@ -204,6 +216,9 @@ async fn write(
                 &d.expect,
             )?),
             Call::Checkout(req) => Answer::Issued(signing::checkout(conn, &signer, &req)?),
+            Call::Heartbeat(h) => {
+                Answer::Heartbeat(check::heartbeat(conn, &h.key, &h.fingerprint)?)
+            }
         })
     })
     .await
@@ -253,6 +268,18 @@ pub async fn checkout(
 ) -> Result<Result<LicenseFile, Code>, AppError> {
     match serve(state, http, Call::Checkout(req)).await? {
         Answer::Issued(i) => Ok(i),
+        other => Err(mismatch(&other)),
+    }
+}
+
+/// [`serve`] for [`Call::Heartbeat`].
+pub async fn heartbeat(
+    state: &State,
+    http: &HttpRequest,
+    req: Heartbeat,
+) -> Result<check::Heartbeat, AppError> {
+    match serve(state, http, Call::Heartbeat(req)).await? {
+        Answer::Heartbeat(h) => Ok(h),
         other => Err(mismatch(&other)),
     }
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod compat;
+mod connections;
 pub mod error;
 pub mod extract;
 pub mod front;
@@ -132,6 +133,10 @@ impl Application {
             Duration::from_secs(settings.smtp_timeout_secs),
         )
         .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
+        let connection_cap = connections::ConnectionCap::new(
+            settings.max_connections_per_ip,
+            trusted_proxies.clone(),
+        );
         let mail_wake = Arc::new(Notify::new());
         let cache = Arc::new(LicenseCache::new(
             settings.cache_budget_mib as usize * 1024 * 1024,
@@ -142,7 +147,6 @@ impl Application {
             pool.clone(),
             settings.database_url.clone(),
             Duration::from_millis(settings.cache_touch_flush_ms.max(10)),
-            chrono::Duration::seconds(settings.last_seen_interval_secs.into()),
         )
         .map_err(AppError::internal)?;
         let state = web::Data::new(State {
@@ -158,6 +162,9 @@ impl Application {
             cache,
         });
 
+        let body_deadline = web::Data::new(connections::BodyDeadline(Duration::from_secs(
+            settings.body_timeout_secs.max(1),
+        )));
         let proxy_hint = web::Data::new(proxy_hint::ProxyHint::new(
             !settings.trusted_proxies.is_empty(),
         ));
@@ -165,6 +172,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(proxy_hint.clone())
+                .app_data(body_deadline.clone())
                 .app_data(web::PayloadConfig::new(state.settings.body_limit_bytes))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(
@@ -173,6 +181,8 @@ impl Application {
                 )
                 .wrap(from_fn(nul::reject))
                 .wrap(from_fn(proxy_hint::check))
+                .wrap(from_fn(connections::body_deadline))
+                .wrap(from_fn(connections::refuse_over_cap))
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())
@@ -183,6 +193,15 @@ impl Application {
                 .configure(webhook::routes)
                 .configure(|cfg| compat::routes(cfg, &state.settings))
                 .configure(openapi::routes)
+        })
+        .on_connect(move |conn, data| connection_cap.on_connect(conn, data))
+        .client_request_timeout(Duration::from_millis(
+            settings.client_header_timeout_ms.max(100),
+        ))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(match settings.keep_alive_secs {
+            0 => actix_web::http::KeepAlive::Disabled,
+            secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
         })
         .listen(listener)
         .map_err(AppError::internal)?

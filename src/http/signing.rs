@@ -11,7 +11,6 @@ use std::rc::Rc;
 
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{web, FromRequest, HttpMessage, ResponseError};
 use serde::Deserialize;
@@ -112,19 +111,13 @@ where
 
             // The body is read here (to find the nonce) and handed on unchanged.
             let mut payload = req.take_payload();
-            let limit = state.settings.body_limit_bytes;
             let outcome = match web::Bytes::from_request(req.request(), &mut payload).await {
                 Ok(bytes) => {
                     let nonce = find_nonce(req.query_string(), &bytes);
                     req.set_payload(Payload::from(bytes));
                     nonce
                 }
-                Err(e) => Err(match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => AppError::PayloadTooLarge { limit },
-                    _ => {
-                        AppError::bad_request("invalid_body", "the request body could not be read")
-                    }
-                }),
+                Err(e) => Err(super::extract::body_error(req.request(), &e)),
             };
             let (res, nonce) = match outcome {
                 Ok(nonce) => (service.call(req).await?.map_into_boxed_body(), nonce),

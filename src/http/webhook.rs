@@ -61,7 +61,10 @@ async fn receive_stripe_event(
     let handled = stripe::process(
         &state.pool,
         &state.stripe_api,
-        state.settings.subscription_grace_days,
+        stripe::Grace {
+            subscription_days: state.settings.subscription_grace_days,
+            past_due_days: state.settings.past_due_grace_days,
+        },
         event,
         raw,
     )

@@ -171,7 +171,16 @@ pub struct LicenseCache {
     lost_at: AtomicI64,
     /// When a read last failed for an unreachable database (µs since the epoch); 0: none.
     db_down_at: AtomicI64,
-    touches: Mutex<HashMap<Uuid, DateTime<Utc>>>,
+    /// Pending refreshes: activation -> (seen at, its refresh interval).
+    touches: Mutex<HashMap<Uuid, Touch>>,
+}
+
+/// A `last_seen_at` refresh waiting for the batch: the device was seen (alive) at `at`;
+/// the row is written only if older than `at - interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Touch {
+    pub at: DateTime<Utc>,
+    pub interval: Duration,
 }
 
 impl std::fmt::Debug for LicenseCache {
@@ -441,23 +450,25 @@ impl LicenseCache {
         claimed.is_err()
     }
 
-    /// Notes that `activation` was seen at `at`, for the next [`flush_touches`].
-    pub fn touch_later(&self, activation: Uuid, at: DateTime<Utc>) {
+    /// Notes that `activation` was seen alive at `at` and is due a refresh (its
+    /// refresh interval: `interval`), for the next [`flush_touches`].
+    pub fn touch_later(&self, activation: Uuid, at: DateTime<Utc>, interval: Duration) {
         let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
-        let t = touches.entry(activation).or_insert(at);
-        *t = (*t).max(at);
+        let t = touches.entry(activation).or_insert(Touch { at, interval });
+        t.at = t.at.max(at);
+        t.interval = t.interval.min(interval);
     }
 
     /// The pending refreshes, emptied.
-    pub fn take_touches(&self) -> Vec<(Uuid, DateTime<Utc>)> {
+    pub fn take_touches(&self) -> Vec<(Uuid, Touch)> {
         let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
         touches.drain().collect()
     }
 
     /// Puts back refreshes a failed flush could not write (the later instant wins).
-    pub fn restore_touches(&self, batch: Vec<(Uuid, DateTime<Utc>)>) {
-        for (id, at) in batch {
-            self.touch_later(id, at);
+    pub fn restore_touches(&self, batch: Vec<(Uuid, Touch)>) {
+        for (id, t) in batch {
+            self.touch_later(id, t.at, t.interval);
         }
     }
 
@@ -483,10 +494,21 @@ fn estimate_bytes(e: &Entry) -> usize {
         + opt_len(&l.stripe_payment_intent_id)
         + opt_len(&l.stripe_customer_id)
         + opt_len(&l.stripe_subscription_id)
+        + l.entitlements.as_ref().map_or(0, |e| {
+            e.iter().map(|s| 24 + opt_len(s)).sum::<usize>()
+        })
+        + opt_len(&l.subscription_status)
         // A parsed JSON value takes a few times its text.
         + 4 * l.metadata.to_string().len();
     let p = &e.product;
-    let product = p.slug.capacity() + p.name.capacity() + opt_len(&p.key_prefix);
+    let product = p.slug.capacity()
+        + p.name.capacity()
+        + opt_len(&p.key_prefix)
+        + p.expiry_behavior.capacity()
+        + p.entitlements
+            .iter()
+            .map(|s| 24 + opt_len(s))
+            .sum::<usize>();
     let devices: usize = e
         .devices
         .iter()
@@ -504,21 +526,22 @@ fn estimate_bytes(e: &Entry) -> usize {
     std::mem::size_of::<Entry>() + ENTRY_OVERHEAD + 3 * l.key.len() + license + product + devices
 }
 
-/// Writes the pending `last_seen_at` refreshes in one statement (only rows not refreshed
-/// within `min_interval` change). On failure they are kept for the next flush.
-pub async fn flush_touches(
-    pool: &Pool,
-    cache: &LicenseCache,
-    min_interval: Duration,
-) -> Result<usize, AppError> {
+/// Writes the pending `last_seen_at` refreshes in one statement (a row changes only if
+/// not refreshed within its interval meanwhile). On failure they are kept for the next.
+pub async fn flush_touches(pool: &Pool, cache: &LicenseCache) -> Result<usize, AppError> {
     let batch = cache.take_touches();
     if batch.is_empty() {
         return Ok(0);
     }
     let n = batch.len();
-    let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = batch.iter().copied().unzip();
+    let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+    let seen: Vec<DateTime<Utc>> = batch.iter().map(|(_, t)| t.at).collect();
+    let intervals: Vec<f64> = batch
+        .iter()
+        .map(|(_, t)| t.interval.num_milliseconds() as f64 / 1000.0)
+        .collect();
     let written = db::run(pool, move |conn| {
-        Ok(activations::touch_many(conn, &ids, &times, min_interval)?)
+        Ok(activations::touch_many(conn, &ids, &seen, &intervals)?)
     })
     .await;
     match written {
@@ -544,7 +567,6 @@ impl CacheWorker {
         pool: Pool,
         listen_url: SecretString,
         flush_every: StdDuration,
-        min_interval: Duration,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = watch::channel(false);
         let listener = if cache.enabled() {
@@ -552,7 +574,7 @@ impl CacheWorker {
         } else {
             None
         };
-        let flusher = tokio::spawn(flush_loop(cache, pool, flush_every, min_interval, stopped));
+        let flusher = tokio::spawn(flush_loop(cache, pool, flush_every, stopped));
         Ok(CacheWorker {
             stop,
             listener,
@@ -574,7 +596,6 @@ async fn flush_loop(
     cache: Arc<LicenseCache>,
     pool: Pool,
     every: StdDuration,
-    min_interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -582,7 +603,7 @@ async fn flush_loop(
             _ = tokio::time::sleep(every) => false,
             _ = stopped.changed() => true,
         };
-        if let Err(error) = flush_touches(&pool, &cache, min_interval).await {
+        if let Err(error) = flush_touches(&pool, &cache).await {
             let pending = cache.pending_touches();
             tracing::warn!(%error, pending, "could not write last_seen_at refreshes; kept for the next try");
         }
@@ -671,38 +692,9 @@ mod tests {
     use super::*;
 
     fn rows(key: &str, metadata_bytes: usize) -> (License, Product) {
-        let now = Utc::now();
-        let product = Product {
-            id: Uuid::new_v4(),
-            slug: "app".into(),
-            name: "App".into(),
-            max_activations: None,
-            duration_days: None,
-            key_prefix: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let license = License {
-            id: Uuid::new_v4(),
-            key: key.into(),
-            product_id: product.id,
-            status: "active".into(),
-            email: "buyer@example.com".into(),
-            customer_name: None,
-            max_activations: None,
-            activations_count: 0,
-            expires_at: None,
-            source: "manual".into(),
-            stripe_checkout_session_id: None,
-            stripe_line_item_id: None,
-            stripe_line_item_seq: None,
-            stripe_payment_intent_id: None,
-            stripe_customer_id: None,
-            stripe_subscription_id: None,
-            metadata: serde_json::json!({ "pad": "x".repeat(metadata_bytes) }),
-            created_at: now,
-            updated_at: now,
-        };
+        let (mut license, product) = crate::licensing::check::tests::rows("active", None);
+        license.key = key.into();
+        license.metadata = serde_json::json!({ "pad": "x".repeat(metadata_bytes) });
         (license, product)
     }
 
@@ -821,21 +813,23 @@ mod tests {
         let c = listening(1 << 20);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let t0 = Utc::now();
+        let (lease, plain) = (Duration::seconds(15), Duration::minutes(5));
         for i in 0..100 {
-            c.touch_later(a, t0 + Duration::milliseconds(i));
+            c.touch_later(a, t0 + Duration::milliseconds(i), plain);
         }
-        c.touch_later(b, t0);
+        c.touch_later(a, t0, lease);
+        c.touch_later(b, t0, plain);
         assert_eq!(c.pending_touches(), 2);
-        let mut batch = c.take_touches();
-        batch.sort();
+        let batch = c.take_touches();
         assert_eq!(c.pending_touches(), 0);
-        assert!(batch.contains(&(a, t0 + Duration::milliseconds(99))));
+        let touch = |at, interval| Touch { at, interval };
+        // The latest sighting, and the shortest interval (a lease asks for more often).
+        assert!(batch.contains(&(a, touch(t0 + Duration::milliseconds(99), lease))));
         // A failed write puts them back; a newer sighting meanwhile wins.
-        c.touch_later(b, t0 + Duration::seconds(5));
+        c.touch_later(b, t0 + Duration::seconds(5), plain);
         c.restore_touches(batch);
-        let mut again = c.take_touches();
-        again.sort();
-        assert!(again.contains(&(a, t0 + Duration::milliseconds(99))));
-        assert!(again.contains(&(b, t0 + Duration::seconds(5))));
+        let again = c.take_touches();
+        assert!(again.contains(&(a, touch(t0 + Duration::milliseconds(99), lease))));
+        assert!(again.contains(&(b, touch(t0 + Duration::seconds(5), plain))));
     }
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::cache::{Device, Entry, LicenseCache, Lookup};
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
+use super::lease;
 use super::views::{ActivationView, LicenseView};
 use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
@@ -24,10 +25,12 @@ pub enum Code {
     NotFound,
     Revoked,
     Suspended,
+    PastDue,
     Expired,
     ProductMismatch,
     EmailMismatch,
     NotActivated,
+    LeaseExpired,
     TooManyActivations,
     Valid,
 }
@@ -38,10 +41,12 @@ impl Code {
             Code::NotFound => "NOT_FOUND",
             Code::Revoked => "REVOKED",
             Code::Suspended => "SUSPENDED",
+            Code::PastDue => "PAST_DUE",
             Code::Expired => "EXPIRED",
             Code::ProductMismatch => "PRODUCT_MISMATCH",
             Code::EmailMismatch => "EMAIL_MISMATCH",
             Code::NotActivated => "NOT_ACTIVATED",
+            Code::LeaseExpired => "LEASE_EXPIRED",
             Code::TooManyActivations => "TOO_MANY_ACTIVATIONS",
             Code::Valid => "VALID",
         }
@@ -53,11 +58,17 @@ impl Code {
             Code::NotFound => "No license matches this key. Check it for typos.",
             Code::Revoked => "This license has been revoked.",
             Code::Suspended => "This license is suspended. Contact the seller.",
+            Code::PastDue => {
+                "The subscription's payment is overdue. Update the payment method to keep using the software."
+            }
             Code::Expired => "This license has expired. Renew it to keep using the software.",
             Code::ProductMismatch => "This license is for a different product.",
             Code::EmailMismatch => "This license belongs to a different email address.",
             Code::NotActivated => {
                 "This device is not activated for the license. Activate it first."
+            }
+            Code::LeaseExpired => {
+                "This device has not checked in within its lease, so its seat is free. Activate it again."
             }
             Code::TooManyActivations => {
                 "The license has reached its activation limit. Deactivate another device first."
@@ -142,13 +153,31 @@ impl Validation {
     }
 }
 
-/// The status refusal of a license, if any: REVOKED, SUSPENDED, EXPIRED in that order.
+/// The status refusal of a license, if any: REVOKED, SUSPENDED, PAST_DUE, EXPIRED in
+/// that order.
 pub fn status_refusal(l: &License, now: DateTime<Utc>) -> Option<Code> {
     match Status::of(l, now) {
         Status::Revoked => Some(Code::Revoked),
         Status::Suspended => Some(Code::Suspended),
+        Status::PastDue => Some(Code::PastDue),
         Status::Expired => Some(Code::Expired),
         Status::Active => None,
+    }
+}
+
+/// Whether an expired license of this product keeps access to the versions released
+/// up to its expiry (`maintain_access`).
+pub fn maintains_access(p: &Product) -> bool {
+    p.expiry_behavior == "maintain_access"
+}
+
+/// The refusal of a device operation (activate, heartbeat, license file): as
+/// [`status_refusal`], except that an expired `maintain_access` license still takes
+/// devices (they run the versions it covers).
+pub fn device_refusal(l: &License, p: &Product, now: DateTime<Utc>) -> Option<Code> {
+    match status_refusal(l, now) {
+        Some(Code::Expired) if maintains_access(p) => None,
+        other => other,
     }
 }
 
@@ -167,10 +196,11 @@ pub fn decide(
         return code;
     }
     let asks_for_device = req.fingerprint.is_some() || req.activation_id.is_some();
-    if asks_for_device && activation.is_none() {
-        return Code::NotActivated;
+    match activation {
+        None if asks_for_device => Code::NotActivated,
+        Some(a) if !lease::is_alive(l, p, a.last_seen_at, now) => Code::LeaseExpired,
+        _ => Code::Valid,
     }
-    Code::Valid
 }
 
 /// A validate decision with the rows it was made from, for callers (the
@@ -209,8 +239,10 @@ pub fn check(
         return Ok(not_found);
     };
     let code = decide(req, &license, &product, activation.as_ref(), now);
-    if let Some(a) = &activation {
-        activations::touch_if_stale(conn, a, last_seen_interval)?;
+    // A device whose lease ran out is not revived by a validate: it activates again.
+    if let Some(a) = activation.as_ref().filter(|_| code != Code::LeaseExpired) {
+        let interval = lease::refresh_interval(&license, &product, last_seen_interval);
+        activations::touch_if_stale(conn, a, interval)?;
     }
     Ok(Checked {
         code,
@@ -328,9 +360,13 @@ fn from_cache(
         activation.as_ref(),
         now,
     );
-    if let Some(a) = &activation {
-        if now - a.last_seen_at >= last_seen_interval {
-            cache.touch_later(a.id, now);
+    // As `check`: a device whose lease ran out is not revived; a live one is refreshed
+    // as often as its lease asks (the write waits for the next batch, at most a flush
+    // interval, and records the instant of this validate, not of the write).
+    if let Some(a) = activation.as_ref().filter(|_| code != Code::LeaseExpired) {
+        let interval = lease::refresh_interval(&entry.license, &entry.product, last_seen_interval);
+        if now - a.last_seen_at >= interval {
+            cache.touch_later(a.id, now, interval);
         }
     }
     Checked {
@@ -356,16 +392,63 @@ pub async fn validate_cached(
 /// The public API's answer to a check.
 impl From<Checked> for Validation {
     fn from(c: Checked) -> Self {
+        let (license, activation) = match c.found {
+            Some((license, product)) => {
+                let activation = c
+                    .activation
+                    .map(|a| ActivationView::leased(a, &license, &product));
+                (
+                    Some(LicenseView::public(license, &product, c.now)),
+                    activation,
+                )
+            }
+            None => (None, None),
+        };
         Validation {
             stale_since: c.stale_since,
-            ..Validation::of(
-                c.code,
-                c.found
-                    .map(|(license, product)| LicenseView::public(license, &product, c.now)),
-                c.activation.map(ActivationView::from),
-            )
+            ..Validation::of(c.code, license, activation)
         }
     }
+}
+
+/// The result of a heartbeat.
+#[derive(Debug, Clone)]
+pub enum Heartbeat {
+    /// The lease was renewed from now.
+    Alive {
+        activation: ActivationView,
+        license: LicenseView,
+    },
+    /// NOT_FOUND, REVOKED, SUSPENDED, PAST_DUE, EXPIRED or NOT_ACTIVATED.
+    Refused(Code),
+}
+
+/// Renews the lease of an activated device (`POST /v1/licenses/heartbeat`). A device
+/// whose lease ran out but whose seat no activation has reclaimed yet is renewed too:
+/// it still holds that seat. Once reclaimed, the answer is NOT_ACTIVATED.
+pub fn heartbeat(
+    conn: &mut PgConnection,
+    key: &str,
+    fingerprint: &Fingerprint,
+) -> QueryResult<Heartbeat> {
+    let now = Utc::now();
+    let Some(key) = LicenseKey::parse(key) else {
+        return Ok(Heartbeat::Refused(Code::NotFound));
+    };
+    let Some((license, product, _)) = licenses::find_for_check(conn, key.as_str(), None, None)?
+    else {
+        return Ok(Heartbeat::Refused(Code::NotFound));
+    };
+    if let Some(code) = device_refusal(&license, &product, now) {
+        return Ok(Heartbeat::Refused(code));
+    }
+    let Some(activation) = activations::touch(conn, license.id, fingerprint.as_str())? else {
+        return Ok(Heartbeat::Refused(Code::NotActivated));
+    };
+    Ok(Heartbeat::Alive {
+        activation: ActivationView::leased(activation, &license, &product),
+        license: LicenseView::public(license, &product, now),
+    })
 }
 
 /// The result of an activate call.
@@ -373,12 +456,12 @@ impl From<Checked> for Validation {
 pub enum Activated {
     /// A new seat was taken (201).
     New {
-        activation: Activation,
+        activation: ActivationView,
         license: LicenseView,
     },
     /// The fingerprint was already activated (200).
     Existing {
-        activation: Activation,
+        activation: ActivationView,
         license: LicenseView,
     },
     /// Refused: NOT_FOUND, REVOKED, SUSPENDED, EXPIRED or TOO_MANY_ACTIVATIONS.
@@ -420,6 +503,7 @@ impl From<ActivateOutcome> for Activated {
                 license,
                 product,
             } => {
+                let activation = ActivationView::leased(activation, &license, &product);
                 let license = LicenseView::public(license, &product, Utc::now());
                 if new {
                     Activated::New {
@@ -458,8 +542,10 @@ pub enum ActivateOutcome {
 
 /// Activates a device. The seat is taken by a conditional UPDATE in the same
 /// transaction as the activation row, so the limit holds under any concurrency and
-/// across instances; a refused activation leaves nothing behind. `expect` refuses a
-/// license of another product or buyer before any seat is taken.
+/// across instances; seats of devices whose lease ran out are reclaimed in that same
+/// transaction, before the limit is checked. A refused activation leaves nothing
+/// behind. `expect` refuses a license of another product or buyer before any seat is
+/// taken.
 pub fn activate_with(
     conn: &mut PgConnection,
     req: &ActivateRequest,
@@ -472,7 +558,7 @@ pub fn activate_with(
     let result = conn.transaction::<_, Abort, _>(|conn| {
         let (license, product) =
             licenses::find(conn, key.as_str())?.ok_or(Abort::Refused(Code::NotFound))?;
-        if let Some(code) = status_refusal(&license, now) {
+        if let Some(code) = device_refusal(&license, &product, now) {
             return Err(Abort::Refused(code));
         }
         if let Some(code) = expectation_refusal(
@@ -483,47 +569,83 @@ pub fn activate_with(
         ) {
             return Err(Abort::Refused(code));
         }
-        let new = NewActivation {
-            license_id: license.id,
-            fingerprint: req.fingerprint.as_str(),
-            name: req.name.as_deref(),
-            ip: req.ip.as_deref(),
+        let reclaimed = reclaim_dead_seats(conn, &license, &product, req, now)?;
+        let license = License {
+            activations_count: license.activations_count - reclaimed,
+            ..license
         };
-        match activations::insert_if_new(conn, &new)? {
-            Some(activation) => {
-                if !licenses::try_take_seat(conn, license.id)? {
-                    return Err(Abort::Refused(Code::TooManyActivations));
-                }
-                let license = License {
-                    activations_count: license.activations_count + 1,
-                    ..license
-                };
-                Ok(ActivateOutcome::Done {
-                    new: true,
-                    activation,
-                    license,
-                    product,
-                })
-            }
-            None => {
-                let activation =
-                    activations::find_by_fingerprint(conn, license.id, req.fingerprint.as_str())?
-                        .ok_or(diesel::result::Error::NotFound)?;
-                activations::touch_if_stale(conn, &activation, Duration::zero())?;
-                Ok(ActivateOutcome::Done {
-                    new: false,
-                    activation,
-                    license,
-                    product,
-                })
-            }
-        }
+        let (new, activation) = take_or_find_seat(conn, &license, req)?;
+        let license = License {
+            activations_count: license.activations_count + i32::from(new),
+            ..license
+        };
+        Ok(ActivateOutcome::Done {
+            new,
+            activation,
+            license,
+            product,
+        })
     });
     match result {
         Ok(done) => Ok(done),
         Err(Abort::Refused(code)) => Ok(ActivateOutcome::Refused(code)),
         Err(Abort::Db(e)) => Err(e),
     }
+}
+
+/// Deletes the license's activations whose lease ran out (other than the device
+/// asking) and frees their seats; returns how many. Each row is deleted by one
+/// transaction only, so concurrent reclaims never free a seat twice.
+fn reclaim_dead_seats(
+    conn: &mut PgConnection,
+    license: &License,
+    product: &Product,
+    req: &ActivateRequest,
+    now: DateTime<Utc>,
+) -> QueryResult<i32> {
+    let Some(before) = lease::dead_before(license, product, now) else {
+        return Ok(0);
+    };
+    // Activations of one leased license queue here, so reclaims and revivals of the
+    // same rows never lock them in different orders (a deadlock).
+    licenses::lock(conn, license.id)?;
+    let dead = activations::delete_dead(conn, license.id, before, req.fingerprint.as_str())?;
+    let freed = i32::try_from(dead.len()).unwrap_or(i32::MAX);
+    if freed > 0 {
+        tracing::info!(license = %license.id, freed, "reclaimed the seats of dead devices");
+        licenses::release_seats(conn, license.id, freed)?;
+    }
+    Ok(freed)
+}
+
+/// Inserts the activation and takes its seat (`true`), or finds the fingerprint's
+/// existing activation and refreshes it (`false`). A concurrent deactivate of the same
+/// device can delete the row between the insert's conflict and the read: then the
+/// insert is tried again, so a race never answers a false NOT_FOUND.
+fn take_or_find_seat(
+    conn: &mut PgConnection,
+    license: &License,
+    req: &ActivateRequest,
+) -> Result<(bool, Activation), Abort> {
+    let new = NewActivation {
+        license_id: license.id,
+        fingerprint: req.fingerprint.as_str(),
+        name: req.name.as_deref(),
+        ip: req.ip.as_deref(),
+    };
+    for _ in 0..5 {
+        if let Some(activation) = activations::insert_if_new(conn, &new)? {
+            if !licenses::try_take_seat(conn, license.id)? {
+                return Err(Abort::Refused(Code::TooManyActivations));
+            }
+            return Ok((true, activation));
+        }
+        if let Some(activation) = activations::touch(conn, license.id, req.fingerprint.as_str())? {
+            return Ok((false, activation));
+        }
+    }
+    // Five deletes in a row between our insert and our read: an abusive client loop.
+    Err(Abort::Db(diesel::result::Error::RollbackTransaction))
 }
 
 /// The result of a deactivate call.
@@ -621,10 +743,10 @@ pub fn deactivate_with(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rows(status: &str, expires_at: Option<DateTime<Utc>>) -> (License, Product) {
+    pub(crate) fn rows(status: &str, expires_at: Option<DateTime<Utc>>) -> (License, Product) {
         let now = Utc::now();
         let product = Product {
             id: Uuid::new_v4(),
@@ -635,6 +757,10 @@ mod tests {
             key_prefix: None,
             created_at: now,
             updated_at: now,
+            heartbeat_seconds: None,
+            entitlements: vec![],
+            expiry_behavior: "revoke_access".into(),
+            offline_allowed: false,
         };
         let license = License {
             id: Uuid::new_v4(),
@@ -656,6 +782,12 @@ mod tests {
             metadata: serde_json::json!({}),
             created_at: now,
             updated_at: now,
+            heartbeat_seconds: None,
+            entitlements: None,
+            subscription_status: None,
+            subscription_state_at: None,
+            cancel_at_period_end: false,
+            past_due_until: None,
         };
         (license, product)
     }

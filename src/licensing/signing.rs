@@ -10,12 +10,17 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use uuid::Uuid;
 
-use super::check::{status_refusal, Code};
+use super::check::{
+    activate_with, device_refusal, maintains_access, ActivateOutcome, ActivateRequest, Code, Expect,
+};
 use super::input::Fingerprint;
 use super::key::LicenseKey;
+use super::lease;
 use super::views::{ActivationView, LicenseView};
-use crate::db::{licenses, signing_keys};
+use crate::db::models::{Activation, License, Product};
+use crate::db::{activations, licenses, signing_keys};
 use crate::error::AppError;
 
 pub use licensd_client::{LicenseFilePayload, ALGORITHM, SIGNATURE_HEADER};
@@ -125,8 +130,12 @@ pub struct LicenseFile {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Issues a license file, or says why not (NOT_FOUND, REVOKED, SUSPENDED, EXPIRED,
-/// NOT_ACTIVATED). The file never outlives the license itself.
+/// Issues a license file, or says why not (NOT_FOUND, REVOKED, SUSPENDED, PAST_DUE,
+/// EXPIRED, NOT_ACTIVATED, LEASE_EXPIRED, TOO_MANY_ACTIVATIONS). A file is bound to an
+/// activation: the fingerprint's, or, without one, a new activation of its own that
+/// takes a seat like any device (refused when every seat is taken). The file never
+/// outlives the license, nor (unless the product allows offline use) the lease of its
+/// activation.
 pub fn checkout(
     conn: &mut PgConnection,
     signer: &Signer,
@@ -136,22 +145,24 @@ pub fn checkout(
     let Some(key) = LicenseKey::parse(&req.key) else {
         return Ok(Err(Code::NotFound));
     };
-    let fingerprint = req.fingerprint.as_ref().map(Fingerprint::as_str);
-    let Some((license, product, activation)) =
-        licenses::find_for_check(conn, key.as_str(), fingerprint, None)?
-    else {
-        return Ok(Err(Code::NotFound));
+    let bound = match &req.fingerprint {
+        Some(fingerprint) => activated_device(conn, key.as_str(), fingerprint, now)?,
+        None => seat_for_file(conn, key.as_str())?,
     };
-    if let Some(code) = status_refusal(&license, now) {
-        return Ok(Err(code));
-    }
-    if fingerprint.is_some() && activation.is_none() {
-        return Ok(Err(Code::NotActivated));
-    }
+    let (license, product, activation) = match bound {
+        Ok(rows) => rows,
+        Err(code) => return Ok(Err(code)),
+    };
     let mut expires_at = now + req.ttl;
-    if let Some(end) = license.expires_at {
+    if let Some(end) = license.expires_at.filter(|_| !maintains_access(&product)) {
         expires_at = expires_at.min(end);
     }
+    if !product.offline_allowed {
+        if let Some(end) = lease::lease_ends(&license, &product, activation.last_seen_at) {
+            expires_at = expires_at.min(end);
+        }
+    }
+    let activation = ActivationView::leased(activation, &license, &product);
     let payload = LicenseFilePayload {
         version: 1,
         key_id: signer.key_id().to_owned(),
@@ -159,10 +170,7 @@ pub fn checkout(
         expires_at: expires_at.timestamp(),
         license: serde_json::to_value(LicenseView::public(license, &product, now))
             .map_err(AppError::internal)?,
-        activation: activation
-            .map(|a| serde_json::to_value(ActivationView::from(a)))
-            .transpose()
-            .map_err(AppError::internal)?,
+        activation: Some(serde_json::to_value(activation).map_err(AppError::internal)?),
     };
     Ok(Ok(LicenseFile {
         license_file: signer.write_license_file(&payload),
@@ -170,4 +178,55 @@ pub fn checkout(
         issued_at: DateTime::from_timestamp(payload.issued_at, 0).unwrap_or(now),
         expires_at: DateTime::from_timestamp(payload.expires_at, 0).unwrap_or(expires_at),
     }))
+}
+
+type Bound = Result<(License, Product, Activation), Code>;
+
+/// The fingerprint's activation, alive and refreshed (it is checking in now).
+fn activated_device(
+    conn: &mut PgConnection,
+    key: &str,
+    fingerprint: &Fingerprint,
+    now: DateTime<Utc>,
+) -> Result<Bound, AppError> {
+    let Some((license, product, activation)) =
+        licenses::find_for_check(conn, key, Some(fingerprint.as_str()), None)?
+    else {
+        return Ok(Err(Code::NotFound));
+    };
+    if let Some(code) = device_refusal(&license, &product, now) {
+        return Ok(Err(code));
+    }
+    let Some(activation) = activation else {
+        return Ok(Err(Code::NotActivated));
+    };
+    if !lease::is_alive(&license, &product, activation.last_seen_at, now) {
+        return Ok(Err(Code::LeaseExpired));
+    }
+    match activations::touch(conn, license.id, fingerprint.as_str())? {
+        Some(activation) => Ok(Ok((license, product, activation))),
+        None => Ok(Err(Code::NotActivated)),
+    }
+}
+
+/// A new activation for a file issued without a fingerprint: it takes a seat through
+/// the same path as any activation, so files cannot exceed the seat limit.
+fn seat_for_file(conn: &mut PgConnection, key: &str) -> Result<Bound, AppError> {
+    let fingerprint =
+        Fingerprint::parse("fingerprint", &format!("license-file:{}", Uuid::new_v4()))?;
+    let req = ActivateRequest {
+        key: key.to_owned(),
+        fingerprint,
+        name: Some("offline license file".to_owned()),
+        ip: None,
+    };
+    Ok(match activate_with(conn, &req, &Expect::default())? {
+        ActivateOutcome::Done {
+            activation,
+            license,
+            product,
+            ..
+        } => Ok((license, product, activation)),
+        ActivateOutcome::Refused(code) => Err(code),
+    })
 }

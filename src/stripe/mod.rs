@@ -10,6 +10,7 @@ pub mod api;
 pub mod event;
 pub mod reversal;
 pub mod signature;
+pub mod subscription;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
@@ -20,7 +21,8 @@ use crate::db::{self, outbox, products, stripe_events, Pool};
 use crate::error::AppError;
 use crate::licensing::LicenseKey;
 pub use api::{ApiError, LineItem, StripeApi};
-use event::{CheckoutSession, Event, Invoice, Subscription};
+use event::{CheckoutSession, Event, Invoice};
+pub use subscription::Grace;
 
 /// Most licenses one line item mints (a typo'd quantity should not mint millions).
 pub const MAX_QUANTITY: u64 = 1_000;
@@ -85,6 +87,8 @@ pub struct Prepared {
     /// End of the paid subscription period (unix seconds), for subscription checkouts
     /// and invoices that do not carry it.
     pub period_end: Option<i64>,
+    /// The subscription as the API showed it, and when (for `invoice.payment_failed`).
+    pub subscription: Option<(serde_json::Value, DateTime<Utc>)>,
     /// For a refund or dispute: the payment, and the subscription it paid for.
     pub reversal: Option<db::reversals::Payment>,
 }
@@ -118,6 +122,8 @@ pub async fn prepare(event: &Event, api: &StripeApi) -> Result<Prepared, ApiErro
                 other => other?,
             };
         }
+    } else if event.event_type == "invoice.payment_failed" {
+        prepared.subscription = failed_invoice_subscription(event, api).await?;
     } else if let Some(payment) = reversal::payment_of(event, api).await? {
         prepared.reversal = Some(payment);
     } else if event.event_type == "invoice.paid" {
@@ -130,12 +136,34 @@ pub async fn prepare(event: &Event, api: &StripeApi) -> Result<Prepared, ApiErro
     Ok(prepared)
 }
 
+/// The subscription of a failed invoice, read from the API (the invoice does not say
+/// the subscription's status); `None` when Stripe no longer shows it.
+async fn failed_invoice_subscription(
+    event: &Event,
+    api: &StripeApi,
+) -> Result<Option<(serde_json::Value, DateTime<Utc>)>, ApiError> {
+    let Some(invoice) = event::object::<Invoice>(event) else {
+        return Ok(None);
+    };
+    let Some(sub) = invoice.subscription_id() else {
+        return Ok(None);
+    };
+    match api.subscription_object(sub).await {
+        Ok(value) => Ok(Some((value, Utc::now()))),
+        Err(ApiError::Missing { message }) => {
+            tracing::warn!(subscription = %sub, %message, "the subscription of a failed invoice no longer exists");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Handles a verified event end to end: skips ids already processed (without calling
 /// Stripe), fetches what is needed, then applies it in one transaction.
 pub async fn process(
     pool: &Pool,
     api: &StripeApi,
-    grace_days: u32,
+    grace: Grace,
     event: Event,
     raw: serde_json::Value,
 ) -> Result<Handled, AppError> {
@@ -151,7 +179,7 @@ pub async fn process(
         .await
         .map_err(|e| AppError::StripeUnavailable(Box::new(e)))?;
     db::run(pool, move |conn| {
-        apply(conn, &event, &raw, &prepared, grace_days, Utc::now())
+        apply(conn, &event, &raw, &prepared, grace, Utc::now())
     })
     .await
 }
@@ -163,7 +191,7 @@ pub fn apply(
     event: &Event,
     raw: &serde_json::Value,
     prepared: &Prepared,
-    grace_days: u32,
+    grace: Grace,
     now: DateTime<Utc>,
 ) -> Result<Handled, AppError> {
     conn.transaction(|conn| {
@@ -174,7 +202,7 @@ pub fn apply(
                 email_queued: false,
             });
         }
-        let (outcome, email_queued) = effect(conn, event, prepared, grace_days, now)?;
+        let (outcome, email_queued) = effect(conn, event, prepared, grace, now)?;
         stripe_events::set_outcome(conn, &event.id, &outcome)?;
         tracing::info!(event_id = %event.id, event_type = %event.event_type, %outcome, "stripe event");
         Ok(Handled {
@@ -189,9 +217,10 @@ fn effect(
     conn: &mut PgConnection,
     event: &Event,
     prepared: &Prepared,
-    grace_days: u32,
+    grace: Grace,
     now: DateTime<Utc>,
 ) -> Result<(String, bool), AppError> {
+    let grace_days = grace.subscription_days;
     let unreadable = || {
         (
             format!("ignored: data.object is not a {}", event.event_type),
@@ -235,21 +264,69 @@ fn effect(
             else {
                 return Ok(("ignored: no period end on the invoice".into(), false));
             };
-            let n = stripe_events::extend_subscription(conn, sub, until)?;
+            let paid_at = event_time(event, now);
+            let n = subscription::extend_paid(conn, sub, until, paid_at)?;
             (
                 format!("extended {n} license(s) of {sub} to {}", until.to_rfc3339()),
                 false,
             )
         }
-        "customer.subscription.deleted" => {
-            let Some(sub) = event::object::<Subscription>(event).and_then(|s| s.id) else {
-                return Ok(unreadable());
-            };
-            let n = stripe_events::expire_subscription(conn, &sub, now)?;
-            (format!("expired {n} license(s) of {sub}"), false)
-        }
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.paused"
+        | "customer.subscription.resumed"
+        | "customer.subscription.trial_will_end"
+        | "customer.subscription.deleted" => subscription_changed(conn, event, grace, now)?,
+        "invoice.payment_failed" => payment_failed(conn, prepared, grace)?,
         _ => ("ignored: event type not handled".into(), false),
     })
+}
+
+/// When Stripe created the event; `now` if it does not say.
+fn event_time(event: &Event, now: DateTime<Utc>) -> DateTime<Utc> {
+    event
+        .created
+        .and_then(|t| Utc.timestamp_opt(t, 0).single())
+        .unwrap_or(now)
+}
+
+/// `customer.subscription.*`: the event carries the whole subscription, current as of
+/// the event's `created`.
+fn subscription_changed(
+    conn: &mut PgConnection,
+    event: &Event,
+    grace: Grace,
+    now: DateTime<Utc>,
+) -> Result<(String, bool), AppError> {
+    let Some(state) = subscription::SubscriptionState::read(&event.data.object) else {
+        return Ok(("ignored: data.object is not a subscription".into(), false));
+    };
+    let outcome = subscription::apply_state(conn, &state, event_time(event, now), grace)?;
+    Ok((outcome, false))
+}
+
+/// `invoice.payment_failed`: the subscription as the API showed it while preparing.
+fn payment_failed(
+    conn: &mut PgConnection,
+    prepared: &Prepared,
+    grace: Grace,
+) -> Result<(String, bool), AppError> {
+    let Some((value, read_at)) = &prepared.subscription else {
+        return Ok((
+            "ignored: no subscription to read for this invoice".into(),
+            false,
+        ));
+    };
+    let Some(state) = subscription::SubscriptionState::read(value) else {
+        return Ok((
+            "ignored: the API did not answer a subscription".into(),
+            false,
+        ));
+    };
+    Ok((
+        subscription::apply_state(conn, &state, *read_at, grace)?,
+        false,
+    ))
 }
 
 /// Period end plus the grace days, as a time; `None` for an absurd timestamp.
@@ -309,13 +386,21 @@ fn mint(
                 .duration_days
                 .map(|d| now + Duration::days(d.into()))
         });
-        for seq in 0..item.quantity.min(MAX_QUANTITY) {
+        // A subscription's quantity is seats on one license (so it can change later);
+        // a one-off purchase mints one license per unit.
+        let (count, max_activations) = if session.is_subscription() {
+            let seats = subscription::seats_for_quantity(product.max_activations, item.quantity);
+            (1, seats)
+        } else {
+            (item.quantity.min(MAX_QUANTITY), product.max_activations)
+        };
+        for seq in 0..count {
             let new = NewLicense {
                 key: LicenseKey::generate(product.key_prefix.as_deref()).into_string(),
                 product_id: product.id,
                 email: email.to_owned(),
                 customer_name: session.buyer_name().map(|n| n.chars().take(200).collect()),
-                max_activations: product.max_activations,
+                max_activations,
                 expires_at,
                 source: "stripe".into(),
                 stripe_checkout_session_id: Some(session_id.clone()),
@@ -326,6 +411,7 @@ fn mint(
                 stripe_customer_id: session.customer.clone(),
                 stripe_subscription_id: session.subscription.clone(),
                 metadata: serde_json::json!({}),
+                ..Default::default()
             };
             match stripe_events::insert_minted(conn, &new)? {
                 Some(license) => minted.push(license.id),
@@ -435,7 +521,7 @@ mod tests {
             let _ = event::object::<event::Charge>(&event);
             let _ = event::object::<event::Dispute>(&event);
             let _ = event::object::<Invoice>(&event).map(|i| i.period_end());
-            let _ = event::object::<Subscription>(&event).map(|s| s.period_end());
+            let _ = event::object::<event::Subscription>(&event).map(|s| s.period_end());
         }
     }
 }

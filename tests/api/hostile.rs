@@ -1064,3 +1064,91 @@ async fn forwarded_requests_from_a_private_address_without_trusted_proxies_log_o
         .contains("X-Forwarded-For")));
     trusted.stop().await;
 }
+
+// --- Slow clients ---------------------------------------------------------------------
+
+/// Opens a connection from `local` that sends a POST's headers and half its body, then
+/// stalls.
+async fn stalled_body(port: u16, local: std::net::IpAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(local, 0)).unwrap();
+    let mut stream = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /v1/licenses/validate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"key\": \"",
+        )
+        .await
+        .unwrap();
+    stream
+}
+
+/// The status line of whatever the server answers on `stream` (or "closed").
+async fn answer(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    // The guard only keeps a broken server from hanging the suite.
+    match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => "closed".into(),
+        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        Err(_) => "no answer".into(),
+    }
+}
+
+#[tokio::test]
+async fn stalled_bodies_are_capped_per_address_and_timed_out_while_healthz_answers() {
+    let app = spawn_app_with(|s| {
+        s.max_connections_per_ip = 20;
+        s.body_timeout_secs = 2;
+    })
+    .await;
+    let attacker: std::net::IpAddr = [127, 0, 0, 1].into();
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        stalled.push(stalled_body(app.port, attacker).await);
+    }
+    // Another client (another loopback address) is served meanwhile.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let health = other.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let mut answers = std::collections::BTreeMap::<String, usize>::new();
+    for stream in &mut stalled {
+        *answers.entry(answer(stream).await).or_default() += 1;
+    }
+    assert_eq!(
+        answers,
+        [
+            ("HTTP/1.1 408 Request Timeout".to_owned(), 20),
+            ("HTTP/1.1 429 Too Many Requests".to_owned(), 180),
+        ]
+        .into_iter()
+        .collect(),
+        "20 within the cap wait for their body until the deadline, the rest are refused"
+    );
+    // Every stalled connection was closed by the server.
+    for stream in &mut stalled {
+        let mut closed = false;
+        for _ in 0..2 {
+            if answer(stream).await == "closed" {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed);
+    }
+    drop(stalled);
+    // The address is served again once its connections are gone.
+    let again = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}

@@ -95,7 +95,8 @@ fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
 fn refusal(code: Code) -> HttpResponse {
     match code {
         Code::NotFound | Code::ProductMismatch | Code::EmailMismatch => invalid_key(),
-        Code::NotActivated => error(StatusCode::NOT_FOUND, "Device not found"),
+        Code::NotActivated | Code::LeaseExpired => error(StatusCode::NOT_FOUND, "Device not found"),
+        Code::PastDue => error(StatusCode::FORBIDDEN, "License payment overdue"),
         Code::Expired => error(StatusCode::FORBIDDEN, "License expired"),
         Code::Suspended => error(StatusCode::FORBIDDEN, "License blocked"),
         Code::Revoked => error(StatusCode::FORBIDDEN, "License not active"),

@@ -94,7 +94,7 @@ fn license_key(l: &LicenseView) -> Value {
     let status = match l.status {
         Status::Active => "ACTIVE",
         Status::Expired => "EXPIRED",
-        Status::Suspended | Status::Revoked => "INACTIVE",
+        Status::Suspended | Status::Revoked | Status::PastDue => "INACTIVE",
     };
     json!({
         "id": numeric_id(l.id),

@@ -60,7 +60,13 @@ fn refusal(code: Code) -> HttpResponse {
             "activation_limit_reached",
             "Activation limit reached, please deactivate the key on another device first.",
         ),
-        Code::NotActivated => failure("inactive_label", "This label is not activated for the key."),
+        Code::NotActivated | Code::LeaseExpired => {
+            failure("inactive_label", "This label is not activated for the key.")
+        }
+        Code::PastDue => failure(
+            "invalid_key",
+            "This key's subscription payment is overdue, please update the payment method.",
+        ),
         Code::NotFound | Code::Valid => invalid_key(),
     }
 }
