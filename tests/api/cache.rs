@@ -286,3 +286,46 @@ async fn last_seen(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn cached_validates_keep_a_live_lease_alive_across_instances_and_never_revive_a_dead_one() {
+    let app = spawn_app().await;
+    // A 10 s lease (the shortest allowed): a device refreshes it every 2.5 s.
+    app.create_product(json!({ "name": "App", "slug": "app", "heartbeat_seconds": 10 }))
+        .await;
+    let key = app.create_license("app", json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device = json!({ "key": key, "fingerprint": "laptop" });
+    let (a, b) = (serve(&app, &[]).await, serve(&app, &[]).await);
+    let res = app
+        .client
+        .post(format!("{}/v1/licenses/activate", a.url))
+        .json(&device)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    for i in [&a, &b] {
+        assert_eq!(i.validate(&app, &device).await["code"], "VALID");
+    }
+    // The device validates on A only, for longer than the lease; B still sees it alive,
+    // so A's refreshes (answered from A's cache) reached the database and B's cache.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(13) {
+        assert_eq!(a.validate(&app, &device).await["code"], "VALID");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(a.cache_count(&app, "hit").await > 10);
+    assert_eq!(b.validate(&app, &device).await["code"], "VALID");
+    assert!(b.cache_count(&app, "hit").await + b.cache_count(&app, "miss").await >= 2);
+    // Silent past its lease: dead on both, from the cached rows and the clock alone, and
+    // validating again does not bring it back.
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    for i in [&a, &b, &a] {
+        assert_eq!(i.validate(&app, &device).await["code"], "LEASE_EXPIRED");
+    }
+    a.stop().await;
+    b.stop().await;
+}
