@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drill 6: validates through a Postgres restart, answered from the cache. Three licensd
+# Drill 7: validates through a Postgres restart, answered from the cache. Three licensd
 # instances hold a license in their validate caches; 6 clients validate it (with and
 # without an activated device) while Postgres is stopped for OUTAGE seconds and started.
 # A license changed just before the outage is not held (its entry was dropped), so the

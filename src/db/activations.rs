@@ -149,3 +149,27 @@ pub fn touch_many(
     .bind::<Array<Double>, _>(interval_secs)
     .execute(conn)
 }
+
+/// One page of activations (oldest first), of one license or of all, and the total.
+pub fn page(
+    conn: &mut PgConnection,
+    license_id: Option<Uuid>,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<Activation>, i64)> {
+    let scoped = || {
+        let q = activations::table.into_boxed();
+        match license_id {
+            Some(id) => q.filter(activations::license_id.eq(id)),
+            None => q,
+        }
+    };
+    let total: i64 = scoped().count().get_result(conn)?;
+    let rows = scoped()
+        .order((activations::created_at, activations::id))
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+        .select(Activation::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

@@ -181,3 +181,16 @@ pub fn release_seats(conn: &mut PgConnection, id: Uuid, n: i32) -> QueryResult<(
         .execute(conn)?;
     Ok(())
 }
+
+/// The license whose id starts with the 48 bits of `prefix` (the numeric ids of the
+/// compatibility APIs): a range read on the primary key.
+pub fn id_with_prefix(conn: &mut PgConnection, prefix: u64) -> QueryResult<Option<Uuid>> {
+    let low = u128::from(prefix & 0xFFFF_FFFF_FFFF) << 80;
+    let high = low | ((1u128 << 80) - 1);
+    licenses::table
+        .filter(licenses::id.between(Uuid::from_u128(low), Uuid::from_u128(high)))
+        .order(licenses::id)
+        .select(licenses::id)
+        .first(conn)
+        .optional()
+}

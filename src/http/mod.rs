@@ -16,6 +16,7 @@ mod ops;
 mod proxy_hint;
 mod public;
 mod request_log;
+pub mod routes;
 pub mod signing;
 mod webhook;
 
@@ -52,6 +53,8 @@ pub struct State {
     pub limits: Arc<limits::Limiter>,
     /// The validate cache of this process (see [`crate::licensing::cache`]).
     pub cache: Arc<LicenseCache>,
+    /// `GET /openapi.json`, rendered once from the route table.
+    pub openapi: web::Bytes,
 }
 
 impl State {
@@ -60,21 +63,18 @@ impl State {
     }
 }
 
-/// Every route the server registers, as (method, path template as in the OpenAPI
-/// document). tests/api/openapi.rs checks each is live and documented, and that the
-/// document lists nothing else. Add a module's list here when adding its routes.
-pub fn routes() -> Vec<(&'static str, &'static str)> {
-    let mut all = [
-        ops::ROUTES,
-        public::ROUTES,
-        admin::ROUTES,
-        webhook::ROUTES,
-        metrics::ROUTES,
-        openapi::ROUTES,
-    ]
-    .concat();
-    all.extend(compat::all_routes());
-    all
+/// Every route the server serves with these settings, in registration order: each
+/// module adds its own (see [`routes`]).
+pub fn route_table(settings: &Settings) -> routes::Table {
+    let mut t = routes::Table::default();
+    ops::routes(&mut t);
+    metrics::routes(&mut t);
+    public::routes(&mut t);
+    admin::routes(&mut t);
+    webhook::routes(&mut t);
+    compat::routes(&mut t, settings);
+    openapi::routes(&mut t);
+    t
 }
 
 /// A built server, bound and ready to run.
@@ -149,6 +149,9 @@ impl Application {
             Duration::from_millis(settings.cache_touch_flush_ms.max(10)),
         )
         .map_err(AppError::internal)?;
+        let table = Arc::new(route_table(&settings));
+        let openapi = serde_json::to_vec(&openapi::document(&table, &settings.public_url))
+            .map_err(AppError::internal)?;
         let state = web::Data::new(State {
             pool: pool.clone(),
             settings: settings.clone(),
@@ -160,6 +163,7 @@ impl Application {
                 trusted_proxies,
             )),
             cache,
+            openapi: openapi.into(),
         });
 
         let body_deadline = web::Data::new(connections::BodyDeadline(Duration::from_secs(
@@ -186,13 +190,7 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())
-                .configure(ops::routes)
-                .configure(metrics::routes)
-                .configure(public::routes)
-                .configure(admin::routes)
-                .configure(webhook::routes)
-                .configure(|cfg| compat::routes(cfg, &state.settings))
-                .configure(openapi::routes)
+                .configure(|cfg| table.configure(cfg))
         })
         .on_connect(move |conn, data| connection_cap.on_connect(conn, data))
         .client_request_timeout(Duration::from_millis(

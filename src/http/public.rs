@@ -1,5 +1,7 @@
 //! The public license API the customer software calls. The key is the credential.
 
+use super::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Duration;
@@ -9,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::Json;
-use super::front::{self, license_route};
+use super::front;
 use super::State;
 use crate::db::activations::Selector;
 use crate::error::AppError;
@@ -18,36 +20,16 @@ use crate::licensing::check::{
 };
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::signing::CheckoutRequest;
-use crate::licensing::views::ActivationView;
 
-/// The routes of this module, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/licenses/validate"),
-    ("POST", "/v1/licenses/activate"),
-    ("POST", "/v1/licenses/deactivate"),
-    ("POST", "/v1/licenses/heartbeat"),
-    ("POST", "/v1/licenses/checkout"),
-    ("GET", "/v1/signing-key"),
-];
-
-/// This module's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, activate, deactivate, heartbeat, checkout, signing_key))]
-pub struct Api;
-
-/// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these
+/// Added before the admin routes, so `/v1/licenses/{license}` does not claim these
 /// paths. Each is a license route of the front door (signed and abuse-limited).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    for (path, route) in [
-        ("/v1/licenses/validate", web::post().to(validate)),
-        ("/v1/licenses/activate", web::post().to(activate)),
-        ("/v1/licenses/deactivate", web::post().to(deactivate)),
-        ("/v1/licenses/heartbeat", web::post().to(heartbeat)),
-        ("/v1/licenses/checkout", web::post().to(checkout)),
-    ] {
-        cfg.service(license_route(path, [route]));
-    }
-    cfg.route("/v1/signing-key", web::get().to(signing_key));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, validate))
+        .add(route!(License, activate))
+        .add(route!(License, deactivate))
+        .add(route!(License, heartbeat))
+        .add(route!(License, checkout))
+        .add(route!(Plain, signing_key));
 }
 
 fn required_key(key: &str) -> Result<String, AppError> {
@@ -77,9 +59,9 @@ pub struct ValidateBody {
     request_body = ValidateBody,
     responses(
         (status = 200, description = "The answer `{valid, code, message, license?, activation?, nonce?}`; signed (`Licensd-Signature`). Codes in the order checked: NOT_FOUND, REVOKED, SUSPENDED, PAST_DUE, EXPIRED, PRODUCT_MISMATCH, EMAIL_MISMATCH, NOT_ACTIVATED, LEASE_EXPIRED, VALID", body = Object),
-        (status = 400, description = "Malformed JSON", body = super::openapi::ErrorBody),
-        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited (see `Retry-After`)", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON", body = super::error::ErrorBody),
+        (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited (see `Retry-After`)", body = super::error::ErrorBody),
     ))]
 async fn validate(
     state: web::Data<State>,
@@ -134,8 +116,8 @@ fn refusal(flag: &str, code: Code) -> HttpResponse {
         (status = 403, description = "`{activated: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED (an expired `maintain_access` license still activates)", body = Object),
         (status = 404, description = "`{activated: false, code: NOT_FOUND}`", body = Object),
         (status = 409, description = "`{activated: false, code: TOO_MANY_ACTIVATIONS}`", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited (per client IP, and per key for activations)", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited (per client IP, and per key for activations)", body = super::error::ErrorBody),
     ))]
 async fn activate(
     state: web::Data<State>,
@@ -155,13 +137,13 @@ async fn activate(
             activation,
             license,
         } => HttpResponse::Created().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Existing {
             activation,
             license,
         } => HttpResponse::Ok().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Refused(code) => refusal("activated", code),
     })
@@ -184,8 +166,8 @@ pub struct DeactivateBody {
     responses(
         (status = 200, description = "`{deactivated: true, activation_id}`; signed", body = Object),
         (status = 404, description = "`{deactivated: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
     ))]
 async fn deactivate(
     state: web::Data<State>,
@@ -239,8 +221,8 @@ pub struct HeartbeatBody {
         (status = 200, description = "`{alive: true, activation, license}`: the lease runs again from now (`activation.lease_expires_at`); signed", body = Object),
         (status = 403, description = "`{alive: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED", body = Object),
         (status = 404, description = "`{alive: false, code}`: NOT_FOUND, or NOT_ACTIVATED (never activated, deactivated, or its seat was reclaimed after its lease ran out: activate again)", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
     ))]
 async fn heartbeat(
     state: web::Data<State>,
@@ -286,8 +268,8 @@ pub struct CheckoutBody {
         (status = 403, description = "`{issued: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED", body = Object),
         (status = 404, description = "`{issued: false, code}`: NOT_FOUND, NOT_ACTIVATED or LEASE_EXPIRED", body = Object),
         (status = 409, description = "`{issued: false, code: TOO_MANY_ACTIVATIONS}`: no fingerprint given and every seat is taken", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
     ))]
 async fn checkout(
     state: web::Data<State>,

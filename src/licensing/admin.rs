@@ -663,6 +663,39 @@ pub fn resend_email(conn: &mut PgConnection, id_or_key: &str) -> Result<Resent, 
     })
 }
 
+/// The license a compatibility API's numeric id names (the first 48 bits of its UUID;
+/// see `http::compat::numeric_id`).
+pub fn find_license_by_number(
+    conn: &mut PgConnection,
+    number: u64,
+) -> Result<(License, Product), AppError> {
+    let id =
+        licenses::id_with_prefix(conn, number)?.ok_or_else(|| AppError::not_found("license"))?;
+    find_license(conn, &id.to_string())
+}
+
+/// One page of activations, of the license `id_or_key` names or of every license.
+pub fn list_activations(
+    conn: &mut PgConnection,
+    license: Option<Uuid>,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<crate::db::models::Activation>, i64), AppError> {
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(AppError::invalid(
+            "page",
+            format!("must be from 1 to {MAX_PAGE}"),
+        ));
+    }
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(AppError::invalid(
+            "per_page",
+            format!("must be from 1 to {MAX_PER_PAGE}"),
+        ));
+    }
+    Ok(activations::page(conn, license, page, per_page)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

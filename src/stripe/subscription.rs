@@ -26,6 +26,9 @@ pub struct Grace {
     pub past_due_days: u32,
 }
 
+/// A subscription item: its price id and quantity.
+pub type Item = (Option<String>, Option<i64>);
+
 /// The parts of a Stripe subscription licensd acts on, read leniently from any API version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionState {
@@ -36,8 +39,7 @@ pub struct SubscriptionState {
     pub period_end: Option<i64>,
     pub trial_end: Option<i64>,
     pub ended_at: Option<i64>,
-    /// (price id, quantity) per subscription item.
-    pub items: Vec<(Option<String>, Option<i64>)>,
+    pub items: Vec<Item>,
 }
 
 fn int(v: &Value, field: &str) -> Option<i64> {
@@ -224,7 +226,7 @@ fn item_of<'a>(
     conn: &mut PgConnection,
     license: &License,
     state: &'a SubscriptionState,
-) -> Result<Option<&'a (Option<String>, Option<i64>)>, AppError> {
+) -> Result<Option<&'a Item>, AppError> {
     if let [only] = state.items.as_slice() {
         return Ok(Some(only));
     }

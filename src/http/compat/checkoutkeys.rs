@@ -3,6 +3,8 @@
 //! `x-api-key` or `?api_key=`. Activate/deactivate switch the whole key on or off
 //! (our `active` / `suspended`). Bodies are `{"status", "message"}`.
 
+use crate::http::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
@@ -11,24 +13,15 @@ use super::form_params;
 use crate::db;
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, Code, ValidateRequest};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route(
-        "/api/licensekeys/validate",
-        [web::get().to(validate)],
-    ));
-    cfg.service(license_route(
-        "/api/licensekeys/status",
-        [web::get().to(status)],
-    ));
-    cfg.service(license_route(
-        "/api/licensekeys/activateDeactivate",
-        [web::post().to(activate_deactivate)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, validate))
+        .add(route!(License, status))
+        .add(route!(License, activate_deactivate));
 }
 
 const INVALID: &str = "Invalid license key or not associated with the connected account.";
@@ -202,14 +195,3 @@ mod tests {
         assert!(read_object(b"nonsense").is_empty());
     }
 }
-
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/licensekeys/validate"),
-    ("GET", "/api/licensekeys/status"),
-    ("POST", "/api/licensekeys/activateDeactivate"),
-];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, status, activate_deactivate))]
-pub struct Api;

@@ -5,6 +5,8 @@
 //! `{"success": true, ...}` or `{"success": false, "error", "message"}`; a success
 //! carries a `checksum` (see [`checksum`]). `/` without `wckm-api` stays a 404.
 
+use crate::http::routes::Table;
+use crate::route;
 use std::collections::{BTreeMap, HashMap};
 
 use actix_web::http::header;
@@ -18,17 +20,14 @@ use super::form_params;
 use crate::db::activations::Selector;
 use crate::db::models::License;
 use crate::error::AppError;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::check::{ActivateOutcome, Code, DeactivateOutcome, Expect, ValidateRequest};
 use crate::licensing::input::Fingerprint;
 use crate::licensing::LicenseKey;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route(
-        "/",
-        [web::get().to(api), web::post().to(api)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, api));
 }
 
 fn failure(error: &str, message: &str) -> HttpResponse {
@@ -271,10 +270,3 @@ pub fn checksum(secret: &[u8], key: &str, fields: &BTreeMap<String, Value>) -> S
     let digest = mac.finalize().into_bytes();
     hex::encode(&digest[..16])
 }
-
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[("GET", "/"), ("POST", "/")];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(api))]
-pub struct Api;
