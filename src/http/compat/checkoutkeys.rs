@@ -62,7 +62,11 @@ async fn check_key_param(state: &State, req: &HttpRequest) -> Result<check::Chec
 
 #[utoipa::path(get, path = "/api/licensekeys/validate", tag = "compat: CheckoutKeys",
     description = "Validate a key (`licenseKey` query); admin token as `x-api-key` or `api_key`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{status: \"success\", message}`: the key is valid; signed", body = Object),
+        (status = 400, description = "`{status: \"error\", message}`: unknown, expired, suspended or revoked key", body = Object),
+        (status = 401, description = "`{status: \"error\", message}`: no admin token", body = Object),
+        (status = 503, description = "The database is unavailable", body = crate::http::error::ErrorBody)))]
 async fn validate(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -80,7 +84,11 @@ async fn validate(
 
 #[utoipa::path(get, path = "/api/licensekeys/status", tag = "compat: CheckoutKeys",
     description = "Status of a key: `active` or `deactivated`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{status: \"active\"|\"deactivated\", message}`; signed", body = Object),
+        (status = 401, description = "`{status: \"error\", message}`: no admin token", body = Object),
+        (status = 404, description = "`{status: \"error\", message}`: unknown key", body = Object),
+        (status = 503, description = "The database is unavailable", body = crate::http::error::ErrorBody)))]
 async fn status(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -102,7 +110,12 @@ async fn status(
 
 #[utoipa::path(post, path = "/api/licensekeys/activateDeactivate", tag = "compat: CheckoutKeys",
     description = "Switch a key on or off: `{licenseKey, action}`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{status: \"success\", message}`: switched on or off; signed", body = Object),
+        (status = 400, description = "`{status: \"error\", message}`: `action` is not activate or deactivate", body = Object),
+        (status = 401, description = "`{status: \"error\", message}`: no admin token", body = Object),
+        (status = 404, description = "`{status: \"error\", message}`: unknown key", body = Object),
+        (status = 500, description = "`{status: \"error\", message: \"Failed to activate/deactivate license key.\"}` (503 when the database is down)", body = Object)))]
 async fn activate_deactivate(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,

@@ -105,7 +105,12 @@ pub(super) fn refusal(code: Code) -> HttpResponse {
 /// and its buyer.
 #[utoipa::path(post, path = "/get-key", tag = "compat: Keymint",
     description = "A license with its devices and customer: `{productId, licenseKey}`. Answers in Keymint's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{code: 0, data: {license, customer}}` (snake_case)", body = Object),
+        (status = 400, description = "`{message: \"Missing required params\", code: 1}`", body = Object),
+        (status = 401, description = "`{message: \"Invalid access token\", code: 1}`", body = Object),
+        (status = 404, description = "`{message: \"Invalid license key\", code: 1}`: unknown key or another product's", body = Object),
+        (status = 500, description = "`{message: \"Server error\", code: 1}` (503 when the database is down)", body = Object)))]
 async fn get_key(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -177,7 +182,12 @@ async fn get_key(
 /// takes a seat (or already has one).
 #[utoipa::path(post, path = "/activate-key", tag = "compat: Keymint",
     description = "Activate a device: `{productId, licenseKey, hostId, deviceTag?}`. Answers in Keymint's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{code: 0, message: \"License valid\", licensee_name, licensee_email}`; signed", body = Object),
+        (status = 400, description = "`{message, code: 1}`: missing or invalid field", body = Object),
+        (status = 403, description = "`{message, code: 2}`: expired, blocked, not active, or activation limit reached", body = Object),
+        (status = 404, description = "`{message: \"Invalid license key\", code: 1}`", body = Object),
+        (status = 500, description = "`{message: \"Server error\", code: 1}` (503 when the database is down)", body = Object)))]
 async fn activate_key(
     state: web::Data<State>,
     req: HttpRequest,
@@ -228,7 +238,11 @@ async fn activate_key(
 /// seat, or every device's without `hostId`.
 #[utoipa::path(post, path = "/deactivate-key", tag = "compat: Keymint",
     description = "Deactivate one device (`hostId`) or all. Answers in Keymint's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{message: \"Device deactivated\"|\"All devices deactivated\", code: 0}`; signed", body = Object),
+        (status = 400, description = "`{message: \"Missing required params\", code: 1}`", body = Object),
+        (status = 404, description = "`{message, code: 1}`: invalid license key, or device not found", body = Object),
+        (status = 500, description = "`{message: \"Server error\", code: 1}` (503 when the database is down)", body = Object)))]
 async fn deactivate_key(
     state: web::Data<State>,
     req: HttpRequest,

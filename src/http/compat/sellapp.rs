@@ -158,7 +158,10 @@ fn instance(a: &Activation) -> Value {
 /// `data.valid`, and a `message` saying why when it is false.
 #[utoipa::path(post, path = "/api/v2/licenses/validate", tag = "compat: SellApp",
     description = "Validate `{license_key, instance_id?}`. Answers in SellApp's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{data: {valid, license_key, instance}, message?}` for a known key; signed", body = Object),
+        (status = 404, description = "`{message: \"License key not found.\"}`", body = Object),
+        (status = 422, description = "Laravel's `{message, errors}`: `license_key` missing", body = Object)))]
 async fn validate(
     state: web::Data<State>,
     http: HttpRequest,
@@ -214,7 +217,13 @@ async fn validate(
 /// instance; the same instance name again answers 200 with the existing one.
 #[utoipa::path(post, path = "/api/v2/licenses/activate", tag = "compat: SellApp",
     description = "Activate `{license_key, instance_name}`: creates the instance. Answers in SellApp's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 201, description = "`{data: instance}`: a new instance; signed", body = Object),
+        (status = 200, description = "`{data: instance}`: that instance name was already active", body = Object),
+        (status = 403, description = "`{message}`: expired or not active", body = Object),
+        (status = 404, description = "`{message: \"License key not found.\"}`", body = Object),
+        (status = 409, description = "`{message}`: activation limit reached", body = Object),
+        (status = 422, description = "Laravel's `{message, errors}`: a field missing or too long", body = Object)))]
 async fn activate(
     state: web::Data<State>,
     req: HttpRequest,
@@ -356,7 +365,10 @@ fn laravel_page(
 /// one page of license keys, newest first.
 #[utoipa::path(get, path = "/api/v2/license-keys", tag = "compat: SellApp",
     description = "List license keys (`limit`, `page`), admin bearer token. Answers in SellApp's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "Laravel page of license keys (`data`, `links`, `meta`)", body = Object),
+        (status = 401, description = "`{message: \"Unauthenticated.\"}`", body = Object),
+        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
 async fn list(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,

@@ -86,7 +86,10 @@ fn params(req: &HttpRequest, body: &[u8]) -> HashMap<String, String> {
 
 #[utoipa::path(method(get, post), path = "/", tag = "compat: WC Key Manager",
     description = "`?wckm-api=validate_key|activate_key|deactivate_key&key=&label=&product_id=&email=`. Answers in WC Key Manager's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "WC Key Manager-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{success: true, ..., checksum}` or `{success: false, error, message}` (WordPress style: failures are 200 too); signed", body = Object),
+        (status = 400, description = "`{success: false, error: \"invalid_action\"}`: unknown `wckm-api` value", body = Object),
+        (status = 404, description = "No `wckm-api` parameter: `/` is no route of licensd's own", body = crate::http::error::ErrorBody)))]
 async fn api(
     state: web::Data<State>,
     req: HttpRequest,
