@@ -176,20 +176,15 @@ async fn decide(state: &State, call: Call, ip: Option<IpAddr>) -> Result<Answer,
         let checked = check::check_cached(&state.pool, &state.cache, req, interval).await?;
         return Ok(Answer::Checked(checked));
     }
-    let changed = match &call {
-        Call::Activate(Activate { key, .. }) | Call::Deactivate(Deactivate { key, .. }) => {
-            Some(key.clone())
-        }
-        _ => None,
-    };
+    // Activate, deactivate, heartbeat and checkout (an offline file may take a seat)
+    // all may change the license.
+    let key = call.key().to_owned();
     let answer = write(state, call, ip, interval).await;
-    if let Some(key) = changed {
-        state.cache.forget_ref(&key);
-    }
+    state.cache.forget_ref(&key);
     answer
 }
 
-/// Activate, deactivate and checkout, on a pooled connection.
+/// Every call but validate, on a pooled connection.
 async fn write(
     state: &State,
     call: Call,
