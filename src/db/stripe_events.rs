@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::on_constraint;
-use uuid::Uuid;
 
 use super::models::{License, NewLicense};
 use super::schema::{licenses, stripe_events};
@@ -52,23 +51,6 @@ pub fn insert_minted(conn: &mut PgConnection, new: &NewLicense) -> QueryResult<O
         .returning(License::as_returning())
         .get_result(conn)
         .optional()
-}
-
-/// Sets `status` on the licenses paid by `payment_intent` whose status is one of `from`.
-pub fn set_status_by_payment_intent(
-    conn: &mut PgConnection,
-    payment_intent: &str,
-    from: &[&str],
-    to: &str,
-) -> QueryResult<Vec<Uuid>> {
-    diesel::update(
-        licenses::table
-            .filter(licenses::stripe_payment_intent_id.eq(payment_intent))
-            .filter(licenses::status.eq_any(from)),
-    )
-    .set((licenses::status.eq(to), licenses::updated_at.eq(Utc::now())))
-    .returning(licenses::id)
-    .get_results(conn)
 }
 
 /// Moves the expiry of a subscription's licenses out to `until`, never in: perpetual

@@ -419,14 +419,10 @@ fn mint(
             }
         }
     }
-    let payment = db::reversals::Payment {
-        payment_intent: session.payment_intent.clone(),
-        subscription: session.subscription.clone(),
-    };
-    let reversed = if minted.is_empty() {
-        None
-    } else {
-        reversal::at_mint(conn, &payment)?
+    // A refund or dispute that Stripe delivered before this checkout applies now.
+    let reversed = match minted.is_empty() {
+        true => None,
+        false => reversal::at_mint(conn, session)?,
     };
     // Keys refunded before they were minted are not sent.
     let queued = !minted.is_empty() && reversed != Some(db::reversals::Action::Revoke);
@@ -434,13 +430,8 @@ fn mint(
         outbox::enqueue_license_email(conn, email, &minted)?;
     }
     let mut outcome = format!("minted {} license(s)", minted.len());
-    match reversed {
-        Some(db::reversals::Action::Revoke) => outcome
-            .push_str(", revoked at once: refunded or lost a dispute before the checkout arrived"),
-        Some(db::reversals::Action::Suspend) => {
-            outcome.push_str(", suspended at once: disputed before the checkout arrived")
-        }
-        _ => {}
+    if let Some(action) = reversed {
+        outcome.push_str(reversal::at_mint_note(action));
     }
     if already > 0 {
         outcome.push_str(&format!(", {already} already minted"));
