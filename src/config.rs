@@ -35,6 +35,12 @@ pub struct Settings {
     pub max_connections_per_ip: usize,
 
     pub last_seen_interval_secs: u32,
+    /// Memory budget of the in-process validate cache, in MiB; 0 turns the cache off.
+    pub cache_budget_mib: u32,
+    /// Longest a cached answer is served while the database is unreachable, in seconds.
+    pub cache_max_stale_secs: u64,
+    /// How often `last_seen_at` refreshes from cached validates are written, in ms.
+    pub cache_touch_flush_ms: u64,
 
     /// Drop-in endpoints of other license services (`http::compat`), each switchable.
     pub compat_checkoutkeys: bool,

@@ -35,6 +35,7 @@ use crate::db::{self, Pool};
 use crate::email::worker::{Worker, WorkerConfig};
 use crate::email::{Mailer, Templates};
 use crate::error::AppError;
+use crate::licensing::cache::{CacheWorker, LicenseCache};
 use crate::licensing::signing::{Signer, SignerCell};
 use crate::stripe::StripeApi;
 
@@ -50,6 +51,8 @@ pub struct State {
     pub signer: Arc<SignerCell>,
     /// Abuse-limit counters of this process (see [`limits`]).
     pub limits: Arc<limits::Limiter>,
+    /// The validate cache of this process (see [`crate::licensing::cache`]).
+    pub cache: Arc<LicenseCache>,
     /// `GET /openapi.json`, rendered once from the route table.
     pub openapi: web::Bytes,
 }
@@ -114,6 +117,7 @@ pub struct Application {
     mail_worker: Worker,
     key_refresh: tokio::task::JoinHandle<()>,
     webhook_worker: tokio::task::JoinHandle<()>,
+    cache_worker: CacheWorker,
 }
 
 impl Application {
@@ -170,6 +174,17 @@ impl Application {
         let mail_wake = Arc::new(Notify::new());
         let signer = Arc::new(SignerCell::new(signer));
         let key_refresh = spawn_key_refresh(&pool, &settings, &signer);
+        let cache = Arc::new(LicenseCache::new(
+            settings.cache_budget_mib as usize * 1024 * 1024,
+            chrono::Duration::seconds(settings.cache_max_stale_secs.try_into().unwrap_or(i64::MAX)),
+        ));
+        let cache_worker = CacheWorker::spawn(
+            cache.clone(),
+            pool.clone(),
+            settings.database_url.clone(),
+            Duration::from_millis(settings.cache_touch_flush_ms.max(10)),
+        )
+        .map_err(AppError::internal)?;
         let table = Arc::new(route_table(&settings));
         let openapi = serde_json::to_vec(&openapi::document(&table, &settings.public_url))
             .map_err(AppError::internal)?;
@@ -183,6 +198,7 @@ impl Application {
                 Duration::from_secs(settings.rate_limit_window_secs),
                 trusted_proxies,
             )),
+            cache,
             openapi: openapi.into(),
         });
 
@@ -260,6 +276,7 @@ impl Application {
             mail_worker,
             key_refresh,
             webhook_worker,
+            cache_worker,
         })
     }
 
@@ -278,6 +295,7 @@ impl Application {
         self.key_refresh.abort();
         self.webhook_worker.abort();
         self.mail_worker.stop().await;
+        self.cache_worker.stop().await;
         served
     }
 }

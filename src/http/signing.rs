@@ -135,13 +135,13 @@ where
             let (http_req, res) = res.into_parts();
             let status = res.status().as_u16();
             let (mut head, body) = res.into_parts();
+            // The body is signed and sent as it is (no copy), unless a nonce is echoed into it.
             let mut bytes = body::to_bytes(body)
                 .await
-                .map_err(|e| AppError::internal(e.to_string()))?
-                .to_vec();
+                .map_err(|e| AppError::internal(e.to_string()))?;
             if let Some(nonce) = &nonce {
                 if let Some(echoed) = echo_nonce(&bytes, nonce) {
-                    bytes = echoed;
+                    bytes = echoed.into();
                 }
             }
             let timestamp = chrono::Utc::now().timestamp();

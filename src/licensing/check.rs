@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::cache::{Device, Entry, LicenseCache, Lookup};
 use super::events;
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
@@ -14,7 +15,9 @@ use super::lease;
 use super::views::{ActivationView, LicenseView};
 use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
-use crate::db::{activations, licenses};
+use crate::db::{self, activations, licenses, Pool};
+use crate::error::AppError;
+use crate::metrics;
 
 /// The answer codes of the public license API, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -132,6 +135,10 @@ pub struct Validation {
     pub license: Option<LicenseView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<ActivationView>,
+    /// Present only when the database was unreachable: the answer comes from this
+    /// instance's cache, which may have missed changes made since this instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 impl Validation {
@@ -142,6 +149,7 @@ impl Validation {
             message: code.message(),
             license,
             activation,
+            stale_since: None,
         }
     }
 }
@@ -205,6 +213,9 @@ pub struct Checked {
     pub found: Option<(License, Product)>,
     pub activation: Option<Activation>,
     pub now: DateTime<Utc>,
+    /// Set when answered from the cache while the database was unreachable: the
+    /// instant since which the cached rows may be out of date.
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 /// The validate decision with one indexed read; a known device's `last_seen_at` is
@@ -216,10 +227,8 @@ pub fn check(
 ) -> QueryResult<Checked> {
     let now = Utc::now();
     let not_found = Checked {
-        code: Code::NotFound,
-        found: None,
-        activation: None,
         now,
+        ..Checked::not_found()
     };
     let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(not_found);
@@ -241,6 +250,7 @@ pub fn check(
         found: Some((license, product)),
         activation,
         now,
+        stale_since: None,
     })
 }
 
@@ -261,8 +271,123 @@ impl Checked {
             found: None,
             activation: None,
             now: Utc::now(),
+            stale_since: None,
         }
     }
+}
+
+impl Device {
+    fn of(req: &ValidateRequest) -> Option<Device> {
+        match (&req.fingerprint, req.activation_id) {
+            (Some(f), _) => Some(Device::Fingerprint(f.as_str().to_owned())),
+            (None, Some(id)) => Some(Device::Id(id)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The validate decision from the cache when it holds the license (and the device),
+/// otherwise from one read that then fills it. While the database is unreachable, a
+/// cached license is answered for up to the configured staleness, marked `stale_since`.
+pub async fn check_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Checked, AppError> {
+    let now = Utc::now();
+    let Some(key) = LicenseKey::lookup(&req.key).filter(|_| cache.enabled()) else {
+        return db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await;
+    };
+    let device = Device::of(&req);
+    match cache.lookup(key.as_str(), device.as_ref(), now) {
+        Lookup::Fresh(entry) => {
+            metrics::record_validate_cache("hit");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, None);
+            return Ok(answer);
+        }
+        Lookup::Stale(entry, since) if cache.db_seems_down(now) => {
+            metrics::record_validate_cache("stale");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            return Ok(answer);
+        }
+        _ => {}
+    }
+    let ticket = cache.ticket();
+    let read = {
+        let req = req.clone();
+        db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await
+    };
+    match read {
+        Ok(checked) => {
+            metrics::record_validate_cache("miss");
+            cache.mark_db_up();
+            if let Some((license, product)) = &checked.found {
+                let activation = checked.activation.as_ref();
+                cache.insert(ticket, key.as_str(), license, product, device, activation);
+            }
+            Ok(checked)
+        }
+        Err(AppError::DatabaseUnavailable(e)) => {
+            cache.mark_db_down(now);
+            let Some((entry, since)) = cache.lookup_for_outage(key.as_str(), device.as_ref(), now)
+            else {
+                return Err(AppError::DatabaseUnavailable(e));
+            };
+            metrics::record_validate_cache("stale");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            Ok(answer)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A decision from cached rows, made with the clock of now; a due `last_seen_at`
+/// refresh is queued for the cache's next batched write.
+fn from_cache(
+    cache: &LicenseCache,
+    req: &ValidateRequest,
+    entry: &Entry,
+    last_seen_interval: Duration,
+    now: DateTime<Utc>,
+    stale_since: Option<DateTime<Utc>>,
+) -> Checked {
+    let device = Device::of(req);
+    let activation = entry.device(device.as_ref()).flatten().cloned();
+    let code = decide(
+        req,
+        &entry.license,
+        &entry.product,
+        activation.as_ref(),
+        now,
+    );
+    // As `check`: a device whose lease ran out is not revived; a live one is refreshed
+    // as often as its lease asks (the write waits for the next batch, at most a flush
+    // interval, and records the instant of this validate, not of the write).
+    if let Some(a) = activation.as_ref().filter(|_| code != Code::LeaseExpired) {
+        let interval = lease::refresh_interval(&entry.license, &entry.product, last_seen_interval);
+        if now - a.last_seen_at >= interval {
+            cache.touch_later(a.id, now, interval);
+        }
+    }
+    Checked {
+        code,
+        found: Some((entry.license.clone(), entry.product.clone())),
+        activation,
+        now,
+        stale_since,
+    }
+}
+
+/// Answers a validate call of the public API through the cache (see [`check_cached`]).
+pub async fn validate_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Validation, AppError> {
+    let checked = check_cached(pool, cache, req, last_seen_interval).await?;
+    Ok(checked.into())
 }
 
 /// The public API's answer to a check.
@@ -280,7 +405,10 @@ impl From<Checked> for Validation {
             }
             None => (None, None),
         };
-        Validation::of(c.code, license, activation)
+        Validation {
+            stale_since: c.stale_since,
+            ..Validation::of(c.code, license, activation)
+        }
     }
 }
 
@@ -307,7 +435,7 @@ pub fn heartbeat(
     fingerprint: &Fingerprint,
 ) -> QueryResult<Heartbeat> {
     let now = Utc::now();
-    let Some(key) = LicenseKey::parse(key) else {
+    let Some(key) = LicenseKey::lookup(key) else {
         return Ok(Heartbeat::Refused(Code::NotFound));
     };
     let Some((license, product, _)) = licenses::find_for_check(conn, key.as_str(), None, None)?

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod cache;
 pub mod check;
 pub mod events;
 pub mod import;

@@ -5,6 +5,7 @@ mod helpers;
 
 mod activation;
 mod admin;
+mod cache;
 mod cli;
 mod compat_checkoutkeys;
 mod compat_keymint;
