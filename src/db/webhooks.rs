@@ -114,13 +114,27 @@ pub fn list_endpoints(conn: &mut PgConnection) -> QueryResult<Vec<Endpoint>> {
 }
 
 /// A new secret; the old one keeps signing (alongside) until the next rotation.
-pub fn rotate_secret(conn: &mut PgConnection, id: Uuid, secret: &str) -> QueryResult<usize> {
+pub fn rotate_secret(
+    conn: &mut PgConnection,
+    id: Uuid,
+    secret: &str,
+) -> QueryResult<Option<Endpoint>> {
     diesel::update(webhook_endpoints::table.find(id))
         .set((
             webhook_endpoints::previous_secret.eq(webhook_endpoints::secret.nullable()),
             webhook_endpoints::secret.eq(secret),
         ))
-        .execute(conn)
+        .returning(Endpoint::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+pub fn find_endpoint(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Endpoint>> {
+    webhook_endpoints::table
+        .find(id)
+        .select(Endpoint::as_select())
+        .first(conn)
+        .optional()
 }
 
 pub fn delete_endpoint(conn: &mut PgConnection, id: Uuid) -> QueryResult<usize> {
@@ -205,22 +219,27 @@ pub fn mark_attempt_failed(
 }
 
 /// Sends a delivery again now (whatever its status), keeping its attempts and history.
-pub fn redeliver(conn: &mut PgConnection, id: Uuid) -> QueryResult<usize> {
-    let n = diesel::update(webhook_deliveries::table.find(id))
+pub fn redeliver(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Delivery>> {
+    let delivery = diesel::update(webhook_deliveries::table.find(id))
         .set((
             webhook_deliveries::status.eq("pending"),
             webhook_deliveries::next_attempt_at.eq(diesel::dsl::now),
             webhook_deliveries::locked_until.eq(None::<DateTime<Utc>>),
             webhook_deliveries::delivered_at.eq(None::<DateTime<Utc>>),
         ))
-        .execute(conn)?;
-    diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
-    Ok(n)
+        .returning(Delivery::as_returning())
+        .get_result(conn)
+        .optional()?;
+    if delivery.is_some() {
+        diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+    }
+    Ok(delivery)
 }
 
-/// The latest deliveries, newest first, optionally of one status.
+/// The latest deliveries, newest first, optionally of one endpoint and of one status.
 pub fn list_deliveries(
     conn: &mut PgConnection,
+    endpoint: Option<Uuid>,
     status: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Delivery>> {
@@ -229,6 +248,9 @@ pub fn list_deliveries(
         .order(webhook_deliveries::seq.desc())
         .limit(limit)
         .into_boxed();
+    if let Some(e) = endpoint {
+        q = q.filter(webhook_deliveries::endpoint_id.eq(e));
+    }
     if let Some(s) = status {
         q = q.filter(webhook_deliveries::status.eq(s.to_owned()));
     }

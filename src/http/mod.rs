@@ -19,6 +19,7 @@ mod request_log;
 pub mod routes;
 pub mod signing;
 mod webhook;
+mod webhook_endpoints;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub fn route_table(settings: &Settings) -> routes::Table {
     metrics::routes(&mut t);
     public::routes(&mut t);
     admin::routes(&mut t);
+    webhook_endpoints::routes(&mut t);
     webhook::routes(&mut t);
     compat::routes(&mut t, settings);
     openapi::routes(&mut t);

@@ -12,6 +12,7 @@ pub mod key;
 pub mod lease;
 pub mod signing;
 pub mod views;
+pub mod webhook_endpoints;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_licensd"))
@@ -340,4 +340,358 @@ async fn a_rotated_secret_signs_alongside_the_previous_one_and_bad_input_is_refu
         let out = cli(&app, &args);
         assert!(!out.status.success(), "{args:?}");
     }
+}
+
+/// Waits until `receiver` holds more than `seen` requests, and returns them all.
+async fn more_than(receiver: &MockServer, seen: usize) -> Vec<wiremock::Request> {
+    for _ in 0..100 {
+        let got = receiver.received_requests().await.unwrap();
+        if got.len() > seen {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no delivery after {seen} requests");
+}
+
+fn signature_of(req: &wiremock::Request) -> &str {
+    req.headers
+        .get("licensd-webhook-signature")
+        .unwrap()
+        .to_str()
+        .unwrap()
+}
+
+/// Whether the recipe of docs/webhooks.md (Rust) accepts the request under `secret` alone.
+fn verifies(req: &wiremock::Request, secret: &str) -> bool {
+    let now = chrono::Utc::now().timestamp();
+    verify_webhook(&req.body, signature_of(req), &[secret], now, 300)
+}
+
+#[tokio::test]
+async fn endpoints_managed_through_the_admin_api_deliver_verified_events() {
+    let app = spawn_app_with(|s| s.webhook_poll_ms = 50).await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let url = format!("{}/hooks/licensd", receiver.uri());
+
+    let created = app
+        .admin_post(
+            "/v1/webhook-endpoints",
+            &json!({ "url": url, "event_types": ["license.created", "license.updated"] }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["url"], url);
+    assert_eq!(
+        created.body["event_types"],
+        json!(["license.created", "license.updated"])
+    );
+
+    // The list (also with the token in the query) never shows the secret.
+    let listed = app
+        .get(&format!(
+            "/v1/webhook-endpoints?api_key={}",
+            app.admin_token
+        ))
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["data"][0]["id"], id.as_str());
+    assert!(listed.body["data"][0].get("secret").is_none());
+    assert!(!listed.body.to_string().contains(&secret));
+
+    // A license change reaches the receiver, and the documented recipes verify it.
+    app.create_product(json!({ "name": "Hooked", "slug": "hooked" }))
+        .await;
+    let license = app
+        .create_license(
+            "hooked",
+            json!({ "email": "api@example.com", "send_email": false }),
+        )
+        .await;
+    let received = more_than(&receiver, 0).await;
+    assert_eq!(received.len(), 1);
+    let event: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(event["type"], "license.created");
+    assert_eq!(event["data"]["object"]["id"], license["id"]);
+    assert!(verifies(&received[0], &secret));
+    assert!(!verifies(&received[0], "whsec_wrong"));
+    assert_eq!(
+        recipe_accepts(&secret, signature_of(&received[0]), &received[0].body).as_deref(),
+        Some("license.created")
+    );
+
+    // Its delivery: status, attempts, no error; no secret in the answer.
+    let path = format!("/v1/webhook-endpoints/{id}/deliveries");
+    let mut delivery = Value::Null;
+    for _ in 0..100 {
+        let list = app.admin_get(&path).await;
+        assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+        assert!(!list.body.to_string().contains(&secret));
+        delivery = list.body["data"][0].clone();
+        if delivery["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(delivery["status"], "delivered", "{delivery}");
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["last_error"], Value::Null);
+    assert_eq!(delivery["event_id"], event["id"]);
+
+    // Redelivery on demand sends the same event again.
+    let again = app
+        .admin_post(
+            &format!(
+                "/v1/webhook-deliveries/{}/redeliver",
+                delivery["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    assert_eq!(again.body["status"], "pending");
+    let received = more_than(&receiver, 1).await;
+    assert_eq!(received.len(), 2);
+    let repeat: Value = serde_json::from_slice(&received[1].body).unwrap();
+    assert_eq!(repeat["id"], event["id"]);
+    assert!(verifies(&received[1], &secret));
+
+    // A rotation: the new secret is shown once, and both sign during the overlap.
+    let rotated = app
+        .admin_post(
+            &format!("/v1/webhook-endpoints/{id}/rotate-secret"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != secret);
+    assert!(!rotated.body.to_string().contains(&secret));
+    let listed = app
+        .admin_get("/v1/webhook-endpoints")
+        .await
+        .body
+        .to_string();
+    assert!(!listed.contains(&secret) && !listed.contains(&new));
+    let reply = app
+        .admin_patch(
+            &format!("/v1/licenses/{}", license["id"].as_str().unwrap()),
+            &json!({ "max_activations": 7 }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let received = more_than(&receiver, 2).await;
+    let updated = &received[2];
+    assert_eq!(signature_of(updated).matches("v1=").count(), 2);
+    assert!(verifies(updated, &new), "the new secret verifies");
+    assert!(verifies(updated, &secret), "the old secret still verifies");
+    assert!(recipe_accepts(&new, signature_of(updated), &updated.body).is_some());
+    assert!(recipe_accepts(&secret, signature_of(updated), &updated.body).is_some());
+    let event: Value = serde_json::from_slice(&updated.body).unwrap();
+    assert_eq!(event["type"], "license.updated");
+    assert_eq!(event["data"]["object"]["max_activations"], 7);
+
+    // Deleted: gone from the list with its deliveries, and no longer sent to.
+    let gone = app
+        .admin_delete(&format!("/v1/webhook-endpoints/{id}"))
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.body);
+    assert_eq!(
+        app.admin_get("/v1/webhook-endpoints").await.body["data"],
+        json!([])
+    );
+    assert_eq!(app.admin_get(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("webhook_deliveries").await, 0);
+    app.create_license(
+        "hooked",
+        json!({ "email": "later@example.com", "send_email": false }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_webhook_admin_api_refuses_bad_input_and_changes_nothing() {
+    let app = spawn_app().await;
+    let unknown = "00000000-0000-0000-0000-000000000000";
+
+    // Without a token: 401 on every route, before anything is read.
+    let paths = [
+        ("GET", "/v1/webhook-endpoints".to_owned()),
+        ("POST", "/v1/webhook-endpoints".to_owned()),
+        ("DELETE", format!("/v1/webhook-endpoints/{unknown}")),
+        (
+            "POST",
+            format!("/v1/webhook-endpoints/{unknown}/rotate-secret"),
+        ),
+        ("GET", format!("/v1/webhook-endpoints/{unknown}/deliveries")),
+        (
+            "POST",
+            format!("/v1/webhook-deliveries/{unknown}/redeliver"),
+        ),
+    ];
+    for (verb, path) in &paths {
+        let req = app
+            .client
+            .request(verb.parse().unwrap(), app.url(path))
+            .json(&json!({ "url": "https://example.com/hook" }));
+        let reply = app.send(req).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{verb} {path}: {}",
+            reply.body
+        );
+        assert_eq!(reply.error_code(), "unauthorized", "{verb} {path}");
+        let reply = app
+            .send(
+                app.client
+                    .request(verb.parse().unwrap(), app.url(path))
+                    .bearer_auth("not-a-token")
+                    .json(&json!({ "url": "https://example.com/hook" })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{verb} {path}");
+    }
+
+    // Bad endpoints: 422 naming the field.
+    for (body, field) in [
+        (json!({ "url": "ftp://example.com/hook" }), "url"),
+        (json!({ "url": "" }), "url"),
+        (json!({ "url": "https://" }), "url"),
+        (json!({ "url": "https://exa mple.com/" }), "url"),
+        (json!({ "url": "example.com/hook" }), "url"),
+        (json!({ "url": "https://example.com/\u{0}hook" }), "url"),
+        (
+            json!({ "url": "https://example.com/hook", "event_types": ["license.exploded"] }),
+            "event_types",
+        ),
+        (
+            json!({ "url": "https://example.com/hook", "event_types": ["license.created\u{0}"] }),
+            "event_types[0]",
+        ),
+    ] {
+        let reply = app.admin_post("/v1/webhook-endpoints", &body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            reply.body
+        );
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("`{field}`")),
+            "{body}: {message}"
+        );
+    }
+    let reply = app
+        .admin_post(
+            "/v1/webhook-endpoints",
+            &json!({ "url": "https://example.com/hook", "event_types": ["license.exploded"] }),
+        )
+        .await;
+    assert!(reply.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("license.exploded"));
+    let reply = app.admin_post("/v1/webhook-endpoints", &json!({})).await;
+    assert!(reply.status.is_client_error(), "{}", reply.body);
+
+    // Unknown ids: 404 naming what is missing.
+    for (verb, path, what) in [
+        (
+            "DELETE",
+            format!("/v1/webhook-endpoints/{unknown}"),
+            "webhook endpoint",
+        ),
+        (
+            "DELETE",
+            "/v1/webhook-endpoints/nope".to_owned(),
+            "webhook endpoint",
+        ),
+        (
+            "POST",
+            format!("/v1/webhook-endpoints/{unknown}/rotate-secret"),
+            "webhook endpoint",
+        ),
+        (
+            "GET",
+            format!("/v1/webhook-endpoints/{unknown}/deliveries"),
+            "webhook endpoint",
+        ),
+        (
+            "POST",
+            format!("/v1/webhook-deliveries/{unknown}/redeliver"),
+            "webhook delivery",
+        ),
+        (
+            "POST",
+            "/v1/webhook-deliveries/42/redeliver".to_owned(),
+            "webhook delivery",
+        ),
+    ] {
+        let reply = app
+            .send(
+                app.client
+                    .request(verb.parse().unwrap(), app.url(&path))
+                    .bearer_auth(&app.admin_token),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{verb} {path}");
+        assert_eq!(
+            reply.body["error"]["message"],
+            format!("{what} not found"),
+            "{verb} {path}"
+        );
+    }
+    // A NUL in a path id.
+    let reply = app.admin_delete("/v1/webhook-endpoints/%00").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+
+    // Bad delivery filters, on an endpoint that exists.
+    let made = app
+        .admin_post(
+            "/v1/webhook-endpoints",
+            &json!({ "url": "https://example.com/hook" }),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(made.body["event_types"], json!([]));
+    let id = made.body["id"].as_str().unwrap();
+    for (query, field) in [
+        ("status=lost", "status"),
+        ("limit=0", "limit"),
+        ("limit=5000", "limit"),
+    ] {
+        let reply = app
+            .admin_get(&format!("/v1/webhook-endpoints/{id}/deliveries?{query}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("`{field}`")),
+            "{query}: {message}"
+        );
+    }
+
+    // Nothing but the one good endpoint was made, and its secret was never changed.
+    assert_eq!(app.count("webhook_endpoints").await, 1);
+    assert_eq!(
+        app.count("webhook_endpoints WHERE previous_secret IS NOT NULL")
+            .await,
+        0
+    );
 }
