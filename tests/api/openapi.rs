@@ -87,3 +87,47 @@ async fn public_request_bodies_are_described() {
     assert!(schema["properties"]["nonce"].is_object());
     assert!(doc["components"]["schemas"]["CheckoutBody"]["properties"]["ttl_days"].is_object());
 }
+
+#[tokio::test]
+async fn webhook_endpoint_management_is_documented_as_admin_routes() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json").await.body;
+    for (path, method, answers) in [
+        ("/v1/webhook-endpoints", "post", &["201", "401", "422"][..]),
+        ("/v1/webhook-endpoints", "get", &["200", "401"][..]),
+        (
+            "/v1/webhook-endpoints/{endpoint}",
+            "delete",
+            &["204", "401", "404"][..],
+        ),
+        (
+            "/v1/webhook-endpoints/{endpoint}/rotate-secret",
+            "post",
+            &["200", "401", "404"][..],
+        ),
+        (
+            "/v1/webhook-endpoints/{endpoint}/deliveries",
+            "get",
+            &["200", "401", "404", "422"][..],
+        ),
+        (
+            "/v1/webhook-deliveries/{delivery}/redeliver",
+            "post",
+            &["202", "401", "404"][..],
+        ),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert_eq!(
+            op["security"][0]["admin_token"],
+            serde_json::json!([]),
+            "{method} {path}"
+        );
+        for status in answers {
+            assert!(
+                op["responses"][status].is_object(),
+                "{method} {path}: {status}"
+            );
+        }
+    }
+}
