@@ -93,11 +93,15 @@ enum WebhookCommand {
     RotateSecret { id: uuid::Uuid },
     /// Remove an endpoint and its deliveries.
     Delete { id: uuid::Uuid },
-    /// List the latest deliveries with their attempts and last error, as JSON.
+    /// List the latest deliveries (newest first) with their attempts and last error, as JSON.
     Deliveries {
+        /// Only this endpoint's (default: every endpoint's).
+        #[arg(long)]
+        endpoint: Option<uuid::Uuid>,
         /// Only `pending`, `delivered` or `failed` ones.
         #[arg(long)]
         status: Option<String>,
+        /// At most this many (1 to 1000).
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -387,13 +391,19 @@ fn webhook_command(
             Ok(())
         }
         WebhookCommand::Delete { id } => endpoints::delete(conn, &id.to_string()),
-        WebhookCommand::Deliveries { status, limit } => {
+        WebhookCommand::Deliveries {
+            endpoint,
+            status,
+            limit,
+        } => {
             let filter = DeliveryFilter {
                 status,
                 limit: Some(limit.clamp(1, 1000)),
                 ..Default::default()
             };
-            let found = endpoints::deliveries(conn, None, &filter).map_err(as_flag)?;
+            let found =
+                endpoints::deliveries(conn, endpoint.map(|e| e.to_string()).as_deref(), &filter)
+                    .map_err(as_flag)?;
             print_json(&found)
         }
         WebhookCommand::Redeliver { id } => endpoints::redeliver(conn, &id.to_string()).map(|_| ()),

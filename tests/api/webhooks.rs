@@ -336,10 +336,29 @@ async fn a_rotated_secret_signs_alongside_the_previous_one_and_bad_input_is_refu
             "redeliver",
             "00000000-0000-0000-0000-000000000000",
         ],
+        vec![
+            "webhook",
+            "deliveries",
+            "--endpoint",
+            "00000000-0000-0000-0000-000000000000",
+        ],
+        vec!["webhook", "deliveries", "--status", "lost"],
     ] {
         let out = cli(&app, &args);
         assert!(!out.status.success(), "{args:?}");
     }
+    // One endpoint's deliveries: the one event it took.
+    let out = cli(&app, &["webhook", "deliveries", "--endpoint", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["endpoint_id"], id.as_str());
+    assert_eq!(listed[0]["event_type"], "license.created");
+    assert_eq!(app.count("webhook_endpoints").await, 1);
 }
 
 /// Waits until `receiver` holds more than `seen` requests, and returns them all.
