@@ -17,19 +17,15 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::keymint::{
-    error, fields, invalid_key, keymint_error, missing_params, refusal, server_error, text, time,
+    self, customer, detail_of, error, fields, invalid_key, missing_params, product_and_key,
+    product_as_named, server_error, text, time, unless_seller,
 };
 use crate::db;
-use crate::db::activations::Selector;
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin::{self, CreateLicense, UpdateLicense};
-use crate::licensing::check::{self, ActivateOutcome, DeactivateOutcome, Expect};
-use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::views::{LicenseDetail, LicenseView};
-use crate::licensing::Status;
 use diesel::PgConnection;
 
 pub fn routes(t: &mut Table) {
@@ -41,22 +37,6 @@ pub fn routes(t: &mut Table) {
         .add(route!(License, deactivate))
         .add(route!(License, block))
         .add(route!(License, unblock));
-}
-
-/// Keymint's 401 unless the caller holds an admin token.
-fn unless_seller(admin: Result<Admin, AppError>) -> Result<Option<HttpResponse>, AppError> {
-    match admin {
-        Ok(_) => Ok(None),
-        Err(AppError::Unauthorized) => Ok(Some(error(
-            StatusCode::UNAUTHORIZED,
-            "Invalid access token",
-        ))),
-        Err(e) => Err(e),
-    }
-}
-
-fn product_and_key(fields: &Map<String, Value>) -> Option<(String, String)> {
-    Some((text(fields, "productId")?, text(fields, "licenseKey")?))
 }
 
 /// `POST /key/activate {productId, licenseKey, hostId?, deviceTag?}`. Without a
@@ -76,34 +56,9 @@ async fn activate(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let fields = fields(&body);
-    let Some((product, key)) = product_and_key(&fields) else {
-        return Ok(missing_params());
-    };
     let host = text(&fields, "hostId").unwrap_or_else(|| Uuid::new_v4().to_string());
-    let Ok(fingerprint) = Fingerprint::parse("hostId", &host) else {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "Invalid hostId: at most 255 characters, no control characters",
-        ));
-    };
-    let Ok(tag) = optional_name("deviceTag", text(&fields, "deviceTag").as_deref(), 255) else {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "Invalid deviceTag: at most 255 characters, no control characters",
-        ));
-    };
-    let call = front::Activate {
-        key,
-        fingerprint,
-        name: tag,
-        expect: Expect {
-            product: Some(product),
-            email: None,
-        },
-    };
-    Ok(match front::activate(&state, &req, call).await {
-        Err(e) => keymint_error(e)?,
-        Ok(ActivateOutcome::Done { license, .. }) => HttpResponse::Ok().json(json!({
+    keymint::activate(&state, &req, &fields, host, |license| {
+        json!({
             "code": 0,
             "message": "License valid",
             "licenseeName": license.customer_name,
@@ -113,9 +68,9 @@ async fn activate(
             "version": null,
             "allowedHosts": null,
             "expirationDate": license.expires_at.map(time),
-        })),
-        Ok(ActivateOutcome::Refused(code)) => refusal(code),
+        })
     })
+    .await
 }
 
 /// `POST /key/deactivate {productId, licenseKey, hostId?}`: that device, or all.
@@ -132,44 +87,13 @@ async fn deactivate(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let fields = fields(&body);
-    let Some((product, key)) = product_and_key(&fields) else {
-        return Ok(missing_params());
-    };
-    let which = text(&fields, "hostId").map(Selector::Fingerprint);
-    let one = which.is_some();
-    let call = front::Deactivate {
-        key,
-        which,
-        expect: Expect {
-            product: Some(product),
-            email: None,
-        },
-    };
-    Ok(match front::deactivate(&state, &req, call).await {
-        Err(e) => keymint_error(e)?,
-        Ok(DeactivateOutcome::Done { removed, .. }) => HttpResponse::Ok().json(json!({
-            "message": if one { "Device deactivated" } else { "All devices deactivated" },
-            "code": 0,
-            "devicesRemoved": removed.len(),
-        })),
-        Ok(DeactivateOutcome::Refused(code)) => refusal(code),
-    })
-}
-
-/// The license `key` names if it is of `product`; Keymint's answer otherwise.
-async fn detail_of(
-    state: &State,
-    product: &str,
-    key: String,
-) -> Result<LicenseDetail, HttpResponse> {
-    match db::run(&state.pool, move |conn| admin::get_license(conn, &key)).await {
-        Ok(d) if check::product_matches(product, d.license.product.id, &d.license.product.slug) => {
-            Ok(d)
-        }
-        Ok(_) | Err(AppError::NotFound { .. }) => Err(invalid_key()),
-        Err(e) => Err(server_error(&e)),
-    }
+    keymint::deactivate(
+        &state,
+        &req,
+        &fields(&body),
+        |message, removed| json!({ "message": message, "code": 0, "devicesRemoved": removed }),
+    )
+    .await
 }
 
 /// `GET /key?productId=` with the key in `x-license-key` (admin token).
@@ -209,11 +133,6 @@ async fn get_key(
 /// `{code: 0, data: {license, customer}}` in the SDK's camelCase fields.
 fn key_details(detail: &LicenseDetail, product: String) -> Value {
     let l = &detail.license;
-    let product_id = if product == l.product.id.to_string() {
-        product
-    } else {
-        l.product.slug.clone()
-    };
     let devices: Vec<Value> = detail
         .activations
         .iter()
@@ -232,7 +151,7 @@ fn key_details(detail: &LicenseDetail, product: String) -> Value {
             "license": {
                 "id": l.id,
                 "key": l.key,
-                "productId": product_id,
+                "productId": product_as_named(detail, product),
                 "maxActivations": l.max_activations,
                 "activations": l.activations_count,
                 "devices": devices,
@@ -243,12 +162,7 @@ fn key_details(detail: &LicenseDetail, product: String) -> Value {
                 "allowedHosts": null,
                 "version": null,
             },
-            "customer": {
-                "id": l.stripe.as_ref().and_then(|s| s.customer.clone()),
-                "name": detail.customer.name,
-                "email": detail.customer.email,
-                "active": !matches!(l.status, Status::Suspended | Status::Revoked),
-            },
+            "customer": customer(detail),
         },
     })
 }
