@@ -27,6 +27,9 @@ use crate::http::State;
 use crate::licensing::admin::{self, CreateLicense, UpdateLicense};
 use crate::licensing::views::{LicenseDetail, LicenseView};
 use diesel::PgConnection;
+use std::collections::BTreeMap;
+use utoipa::openapi::schema::Object;
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 
 pub fn routes(t: &mut Table) {
     t.add(route!(License, get_key))
@@ -262,13 +265,45 @@ async fn create_key(
 /// A seller operation on the license with this id.
 type Apply = Box<dyn FnOnce(&mut PgConnection, &str) -> Result<LicenseView, AppError> + Send>;
 
-/// Applies a seller change to the key `fields` names, if it is of that product.
+/// The refusals of a change to one key (block, unblock, delete): Keymint's
+/// `{message, code: 1}` bodies.
+struct KeyRefusals;
+
+impl utoipa::IntoResponses for KeyRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            ("400", "Missing field"),
+            ("401", "No admin token"),
+            ("404", "Unknown key or another product's"),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            let body = ContentBuilder::new().schema(Some(Object::new())).build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", body);
+            (status.to_owned(), RefOr::T(response.build()))
+        })
+        .collect()
+    }
+}
+
+/// Applies a seller change to the key `fields` names, if the caller is the seller
+/// and the key is of that product; `apply` is the change, or the field it refused.
 async fn change_key(
+    admin: Result<Admin, AppError>,
     state: &State,
     fields: &Map<String, Value>,
-    apply: Apply,
+    apply: Result<Apply, HttpResponse>,
     done: &str,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
+    }
+    let apply = match apply {
+        Ok(apply) => apply,
+        Err(answer) => return Ok(answer),
+    };
     let Some((product, key)) = product_and_key(fields) else {
         return Ok(missing_params());
     };
@@ -298,22 +333,21 @@ async fn update_key(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     let fields = fields(&body);
-    let (max, expires) = match (max_activations(&fields), expiry(&fields)) {
-        (Ok(max), Ok(expires)) => (max, expires),
-        (Err(answer), _) | (_, Err(answer)) => return Ok(answer),
+    let apply = match (max_activations(&fields), expiry(&fields)) {
+        (Ok(max), Ok(expires)) => {
+            let update = UpdateLicense {
+                max_activations: max.map(Some),
+                expires_at: expires.map(Some),
+                metadata: fields.get("metadata").filter(|m| !m.is_null()).cloned(),
+                ..Default::default()
+            };
+            let apply: Apply = Box::new(move |conn, id| admin::update_license(conn, id, &update));
+            Ok(apply)
+        }
+        (Err(answer), _) | (_, Err(answer)) => Err(answer),
     };
-    let update = UpdateLicense {
-        max_activations: max.map(Some),
-        expires_at: expires.map(Some),
-        metadata: fields.get("metadata").filter(|m| !m.is_null()).cloned(),
-        ..Default::default()
-    };
-    let apply: Apply = Box::new(move |conn, id| admin::update_license(conn, id, &update));
-    change_key(&state, &fields, apply, "Key updated").await
+    change_key(admin, &state, &fields, apply, "Key updated").await
 }
 
 /// `POST /key/block {productId, licenseKey}`: suspends the license.
@@ -321,21 +355,16 @@ async fn update_key(
     description = "Block a key (licensd: suspend). Answers in Keymint's shapes; see docs/compatibility.md.",
     responses(
         (status = 200, description = "`{message: \"Key blocked\", code: 0}`", body = Object),
-        (status = 400, description = "Missing field", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "Unknown key or another product's", body = Object),
+        KeyRefusals,
     ))]
 async fn block(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     // A revoked key stays revoked: a refund's revocation is not softened.
     let apply: Apply = Box::new(|conn, id| admin::set_license_enabled(conn, id, false));
-    change_key(&state, &fields(&body), apply, "Key blocked").await
+    change_key(admin, &state, &fields(&body), Ok(apply), "Key blocked").await
 }
 
 /// `POST /key/unblock {productId, licenseKey}`: makes the license active again.
@@ -343,20 +372,15 @@ async fn block(
     description = "Unblock a key (licensd: status active). Answers in Keymint's shapes; see docs/compatibility.md.",
     responses(
         (status = 200, description = "`{message: \"Key unblocked\", code: 0}`", body = Object),
-        (status = 400, description = "Missing field", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "Unknown key or another product's", body = Object),
+        KeyRefusals,
     ))]
 async fn unblock(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     let apply: Apply = Box::new(|conn, id| admin::set_license_enabled(conn, id, true));
-    change_key(&state, &fields(&body), apply, "Key unblocked").await
+    change_key(admin, &state, &fields(&body), Ok(apply), "Key unblocked").await
 }
 
 /// `DELETE /key {productId, licenseKey}`: licensd keeps licenses, so the key is revoked
@@ -365,18 +389,13 @@ async fn unblock(
     description = "Delete a key (licensd: revoke; the row is kept). Answers in Keymint's shapes; see docs/compatibility.md.",
     responses(
         (status = 200, description = "`{message: \"Key deleted\", code: 0}`", body = Object),
-        (status = 400, description = "Missing field", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "Unknown key or another product's", body = Object),
+        KeyRefusals,
     ))]
 async fn delete_key(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     let apply: Apply = Box::new(|conn, id| {
         let revoke = UpdateLicense {
             status: Some("revoked".to_owned()),
@@ -384,5 +403,5 @@ async fn delete_key(
         };
         admin::update_license(conn, id, &revoke)
     });
-    change_key(&state, &fields(&body), apply, "Key deleted").await
+    change_key(admin, &state, &fields(&body), Ok(apply), "Key deleted").await
 }
