@@ -28,8 +28,7 @@ use crate::licensing::admin::{self, CreateLicense, UpdateLicense};
 use crate::licensing::views::{LicenseDetail, LicenseView};
 use diesel::PgConnection;
 use std::collections::BTreeMap;
-use utoipa::openapi::schema::Object;
-use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{RefOr, Response};
 
 pub fn routes(t: &mut Table) {
     t.add(route!(License, get_key))
@@ -271,20 +270,11 @@ struct KeyRefusals;
 
 impl utoipa::IntoResponses for KeyRefusals {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        [
+        super::object_answers(&[
             ("400", "Missing field"),
             ("401", "No admin token"),
             ("404", "Unknown key or another product's"),
-        ]
-        .into_iter()
-        .map(|(status, description)| {
-            let body = ContentBuilder::new().schema(Some(Object::new())).build();
-            let response = ResponseBuilder::new()
-                .description(description)
-                .content("application/json", body);
-            (status.to_owned(), RefOr::T(response.build()))
-        })
-        .collect()
+        ])
     }
 }
 

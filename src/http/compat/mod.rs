@@ -10,9 +10,11 @@ mod keymint_key;
 mod sellapp;
 mod wckm;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::routes::Table;
+use utoipa::openapi::schema::Object;
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -56,4 +58,19 @@ mod tests {
         assert_eq!(numeric_id(id), 0x9ebd_3be0_de72);
         assert!(numeric_id(Uuid::max()) < (1 << 53));
     }
+}
+
+/// Documented answers with a JSON object body, `(status, description)` each: what a
+/// dialect's `utoipa::IntoResponses` type lists for a refusal several routes share.
+fn object_answers(answers: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let body = ContentBuilder::new().schema(Some(Object::new())).build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", body);
+            (status.to_string(), RefOr::T(response.build()))
+        })
+        .collect()
 }
