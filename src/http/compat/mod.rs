@@ -48,18 +48,6 @@ pub(crate) fn form_params(input: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(input).into_owned().collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numeric_ids_are_the_uuid_prefix() {
-        let id = Uuid::parse_str("9ebd3be0-de72-4da7-805e-bc99d1ac1186").unwrap();
-        assert_eq!(numeric_id(id), 0x9ebd_3be0_de72);
-        assert!(numeric_id(Uuid::max()) < (1 << 53));
-    }
-}
-
 /// Documented answers with a JSON object body, `(status, description)` each: what a
 /// dialect's `utoipa::IntoResponses` type lists for a refusal several routes share.
 fn object_answers(answers: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
@@ -73,4 +61,16 @@ fn object_answers(answers: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>>
             (status.to_string(), RefOr::T(response.build()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_ids_are_the_uuid_prefix() {
+        let id = Uuid::parse_str("9ebd3be0-de72-4da7-805e-bc99d1ac1186").unwrap();
+        assert_eq!(numeric_id(id), 0x9ebd_3be0_de72);
+        assert!(numeric_id(Uuid::max()) < (1 << 53));
+    }
 }
