@@ -35,6 +35,12 @@ pub struct Settings {
     pub max_connections_per_ip: usize,
 
     pub last_seen_interval_secs: u32,
+    /// Memory budget of the in-process validate cache, in MiB; 0 turns the cache off.
+    pub cache_budget_mib: u32,
+    /// Longest a cached answer is served while the database is unreachable, in seconds.
+    pub cache_max_stale_secs: u64,
+    /// How often `last_seen_at` refreshes from cached validates are written, in ms.
+    pub cache_touch_flush_ms: u64,
 
     /// Drop-in endpoints of other license services (`http::compat`), each switchable.
     pub compat_checkoutkeys: bool,
@@ -74,6 +80,14 @@ pub struct Settings {
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub signing_key: Option<SecretString>,
+    /// Seconds between re-reads of the stored key set (rotation reaches running instances).
+    pub signing_key_refresh_secs: u64,
+    /// Webhooks to the seller: poll interval, first retry wait (doubles per failure, at
+    /// most 6 h), attempts before giving up, and the request timeout.
+    pub webhook_poll_ms: u64,
+    pub webhook_retry_base_ms: u64,
+    pub webhook_max_attempts: u32,
+    pub webhook_timeout_secs: u64,
     pub license_file_ttl_days: u32,
     pub license_file_max_ttl_days: u32,
 

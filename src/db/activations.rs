@@ -128,6 +128,28 @@ pub fn touch_if_stale(
     Ok(())
 }
 
+/// Writes many `last_seen_at` refreshes in one statement (the validate cache's batch):
+/// `ids[i]` was seen at `seen[i]`; a row refreshed within `interval_secs[i]` of that is
+/// left alone, so a refresh another instance already wrote does not write (or notify)
+/// again, and `last_seen_at` never moves back.
+pub fn touch_many(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    seen: &[chrono::DateTime<Utc>],
+    interval_secs: &[f64],
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, Double, Timestamptz};
+    diesel::sql_query(
+        "UPDATE activations AS a SET last_seen_at = v.t \
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::float8[]) AS v(id, t, secs) \
+         WHERE a.id = v.id AND a.last_seen_at < v.t - make_interval(secs => v.secs)",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(seen)
+    .bind::<Array<Double>, _>(interval_secs)
+    .execute(conn)
+}
+
 /// One page of activations (oldest first), of one license or of all, and the total.
 pub fn page(
     conn: &mut PgConnection,

@@ -4,6 +4,7 @@
 
 pub mod activations;
 pub mod api_keys;
+pub mod imports;
 pub mod licenses;
 pub mod models;
 pub mod outbox;
@@ -14,6 +15,7 @@ pub mod signing_keys;
 pub mod stats;
 pub mod stripe_events;
 pub mod subscriptions;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -66,6 +66,8 @@ diesel::table! {
         subscription_state_at -> Nullable<Timestamptz>,
         cancel_at_period_end -> Bool,
         past_due_until -> Nullable<Timestamptz>,
+        import_source -> Nullable<Text>,
+        import_id -> Nullable<Text>,
     }
 }
 
@@ -95,9 +97,11 @@ diesel::table! {
 
 diesel::table! {
     signing_keys (id) {
-        id -> Int2,
+        id -> Int4,
         seed -> Bytea,
         created_at -> Timestamptz,
+        status -> Text,
+        retired_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -122,9 +126,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        seq -> Int8,
+        endpoint_id -> Uuid,
+        event_id -> Uuid,
+        event_type -> Text,
+        license_id -> Nullable<Uuid>,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        url -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        event_types -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        disabled_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(activations -> licenses (license_id));
 diesel::joinable!(licenses -> products (product_id));
 diesel::joinable!(product_prices -> products (product_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activations,
@@ -136,4 +172,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     stripe_events,
     stripe_reversals,
+    webhook_deliveries,
+    webhook_endpoints,
 );

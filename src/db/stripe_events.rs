@@ -90,3 +90,34 @@ pub fn expire_subscription(
     .set((licenses::expires_at.eq(now), licenses::updated_at.eq(now)))
     .execute(conn)
 }
+
+#[derive(diesel::QueryableByName)]
+struct StoredState {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    object: serde_json::Value,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    created: i64,
+}
+
+/// The subscription object of the newest `customer.subscription.*` event recorded for
+/// `subscription`, with the event's `created` (unix seconds).
+pub fn latest_subscription_state(
+    conn: &mut PgConnection,
+    subscription: &str,
+) -> QueryResult<Option<(serde_json::Value, i64)>> {
+    let row: Option<StoredState> = diesel::sql_query(
+        "SELECT payload->'data'->'object' AS object, \
+                trunc((payload->>'created')::numeric)::bigint AS created \
+         FROM stripe_events \
+         WHERE event_type LIKE 'customer.subscription.%' \
+           AND jsonb_typeof(payload->'created') = 'number' \
+           AND (payload->>'created')::numeric BETWEEN 0 AND 1e12 \
+           AND payload->'data'->'object'->>'id' = $1 \
+         ORDER BY (payload->>'created')::numeric DESC, received_at DESC \
+         LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Text, _>(subscription)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.map(|r| (r.object, r.created)))
+}

@@ -246,8 +246,20 @@ async fn deliver(
             tracing::warn!(email_id = %id, attempts, give_up, retry_in_ms = wait.as_millis() as u64, %error, "license email not sent");
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(LEASE);
             let error = error.chars().take(1000).collect::<String>();
+            let (recipient, license_ids) = (email.recipient.clone(), email.license_ids.clone());
             db::run(pool, move |conn| {
-                Ok(outbox::mark_failed(conn, id, &error, next, give_up)?)
+                Ok(conn.transaction(|conn| {
+                    outbox::mark_failed(conn, id, &error, next, give_up)?;
+                    if give_up {
+                        // The seller hears of an email that will not go out.
+                        let object = serde_json::json!({
+                            "id": id, "recipient": recipient, "license_ids": license_ids,
+                            "attempts": attempts + 1, "last_error": error,
+                        });
+                        db::webhooks::announce(conn, "email.failed", None, &object)?;
+                    }
+                    diesel::QueryResult::Ok(())
+                })?)
             })
             .await
         }

@@ -77,6 +77,7 @@ async fn update_product(
         admin::update_product(conn, &path, &body.0)
     })
     .await?;
+    state.cache.clear();
     Ok(HttpResponse::Ok().json(product))
 }
 
@@ -128,10 +129,13 @@ async fn update_license(
     path: web::Path<String>,
     body: Json<UpdateLicense>,
 ) -> Result<HttpResponse, AppError> {
+    let which = path.clone();
     let license = db::run(&state.pool, move |conn| {
         admin::update_license(conn, &path, &body.0)
     })
     .await?;
+    // This process's next validate sees the change at once; others by NOTIFY.
+    state.cache.forget_ref(&which);
     Ok(HttpResponse::Ok().json(license))
 }
 
@@ -159,6 +163,7 @@ async fn delete_activation(
 ) -> Result<HttpResponse, AppError> {
     let (license, activation) = path.into_inner();
     let activation = Uuid::parse_str(&activation).map_err(|_| AppError::not_found("activation"))?;
+    let which = license.clone();
     let outcome = db::run(&state.pool, move |conn| {
         Ok(check::deactivate(
             conn,
@@ -167,6 +172,7 @@ async fn delete_activation(
         )?)
     })
     .await?;
+    state.cache.forget_ref(&which);
     match outcome {
         Deactivated::Done(_) => Ok(HttpResponse::NoContent().finish()),
         Deactivated::Refused(check::Code::NotFound) => Err(AppError::not_found("license")),

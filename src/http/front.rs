@@ -167,10 +167,31 @@ pub async fn serve(state: &State, http: &HttpRequest, call: Call) -> Result<Answ
     Ok(answer)
 }
 
-/// The call into `licensing`, on a pooled connection.
+/// The call into `licensing`: validate through this process's cache, the rest on a
+/// pooled connection. A license this process changed is dropped from its cache at once
+/// (other instances hear of it by NOTIFY).
 async fn decide(state: &State, call: Call, ip: Option<IpAddr>) -> Result<Answer, AppError> {
     let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-    let signer = state.signer.clone();
+    if let Call::Validate(req) = call {
+        let checked = check::check_cached(&state.pool, &state.cache, req, interval).await?;
+        return Ok(Answer::Checked(checked));
+    }
+    // Activate, deactivate, heartbeat and checkout (an offline file may take a seat)
+    // all may change the license.
+    let key = call.key().to_owned();
+    let answer = write(state, call, ip, interval).await;
+    state.cache.forget_ref(&key);
+    answer
+}
+
+/// Every call but validate, on a pooled connection.
+async fn write(
+    state: &State,
+    call: Call,
+    ip: Option<IpAddr>,
+    interval: Duration,
+) -> Result<Answer, AppError> {
+    let signer = state.signer.get();
     db::run(&state.pool, move |conn| {
         Ok(match call {
             Call::Validate(req) => Answer::Checked(check::check(conn, &req, interval)?),

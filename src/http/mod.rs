@@ -35,7 +35,8 @@ use crate::db::{self, Pool};
 use crate::email::worker::{Worker, WorkerConfig};
 use crate::email::{Mailer, Templates};
 use crate::error::AppError;
-use crate::licensing::signing::Signer;
+use crate::licensing::cache::{CacheWorker, LicenseCache};
+use crate::licensing::signing::{Signer, SignerCell};
 use crate::stripe::StripeApi;
 
 /// What every handler can reach.
@@ -46,10 +47,12 @@ pub struct State {
     pub mail_wake: Arc<Notify>,
     /// The Stripe API client (line items, subscriptions).
     pub stripe_api: StripeApi,
-    /// Signs public answers and license files.
-    pub signer: Arc<Signer>,
+    /// Signs public answers and license files; refreshed when the key set changes.
+    pub signer: Arc<SignerCell>,
     /// Abuse-limit counters of this process (see [`limits`]).
     pub limits: Arc<limits::Limiter>,
+    /// The validate cache of this process (see [`crate::licensing::cache`]).
+    pub cache: Arc<LicenseCache>,
     /// `GET /openapi.json`, rendered once from the route table.
     pub openapi: web::Bytes,
 }
@@ -74,12 +77,47 @@ pub fn route_table(settings: &Settings) -> routes::Table {
     t
 }
 
+/// Re-reads the key set every `signing_key_refresh_secs`, so a rotation or retirement
+/// made by `licensd signing-key` (or another instance) reaches this one.
+fn spawn_key_refresh(
+    pool: &Pool,
+    settings: &Arc<Settings>,
+    cell: &Arc<SignerCell>,
+) -> tokio::task::JoinHandle<()> {
+    let (pool, settings, cell) = (pool.clone(), settings.clone(), cell.clone());
+    let every = Duration::from_secs(settings.signing_key_refresh_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await; // the first tick is immediate: the key was just loaded
+        loop {
+            tick.tick().await;
+            let s = settings.clone();
+            match db::run(&pool, move |conn| {
+                Signer::load(conn, s.signing_key.as_ref())
+            })
+            .await
+            {
+                Ok(signer) => {
+                    if signer.key_id() != cell.get().key_id() {
+                        tracing::info!(key_id = signer.key_id(), "signing key changed");
+                    }
+                    cell.set(signer);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not refresh the signing keys"),
+            }
+        }
+    })
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     port: u16,
     server: Server,
     pool: Pool,
     mail_worker: Worker,
+    key_refresh: tokio::task::JoinHandle<()>,
+    webhook_worker: tokio::task::JoinHandle<()>,
+    cache_worker: CacheWorker,
 }
 
 impl Application {
@@ -134,6 +172,19 @@ impl Application {
             trusted_proxies.clone(),
         );
         let mail_wake = Arc::new(Notify::new());
+        let signer = Arc::new(SignerCell::new(signer));
+        let key_refresh = spawn_key_refresh(&pool, &settings, &signer);
+        let cache = Arc::new(LicenseCache::new(
+            settings.cache_budget_mib as usize * 1024 * 1024,
+            chrono::Duration::seconds(settings.cache_max_stale_secs.try_into().unwrap_or(i64::MAX)),
+        ));
+        let cache_worker = CacheWorker::spawn(
+            cache.clone(),
+            pool.clone(),
+            settings.database_url.clone(),
+            Duration::from_millis(settings.cache_touch_flush_ms.max(10)),
+        )
+        .map_err(AppError::internal)?;
         let table = Arc::new(route_table(&settings));
         let openapi = serde_json::to_vec(&openapi::document(&table, &settings.public_url))
             .map_err(AppError::internal)?;
@@ -142,11 +193,12 @@ impl Application {
             settings: settings.clone(),
             mail_wake: mail_wake.clone(),
             stripe_api,
-            signer: Arc::new(signer),
+            signer: signer.clone(),
             limits: Arc::new(limits::Limiter::new(
                 Duration::from_secs(settings.rate_limit_window_secs),
                 trusted_proxies,
             )),
+            cache,
             openapi: openapi.into(),
         });
 
@@ -208,11 +260,23 @@ impl Application {
             },
             mail_wake,
         );
+        let webhook_worker = crate::webhooks::spawn(
+            pool.clone(),
+            crate::webhooks::WorkerConfig {
+                poll: Duration::from_millis(settings.webhook_poll_ms.max(10)),
+                retry_base: Duration::from_millis(settings.webhook_retry_base_ms.max(10)),
+                max_attempts: settings.webhook_max_attempts.max(1),
+                timeout: Duration::from_secs(settings.webhook_timeout_secs.max(1)),
+            },
+        );
         Ok(Application {
             port,
             server,
             pool,
             mail_worker,
+            key_refresh,
+            webhook_worker,
+            cache_worker,
         })
     }
 
@@ -228,7 +292,10 @@ impl Application {
     /// email worker (an email being sent is finished first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.key_refresh.abort();
+        self.webhook_worker.abort();
         self.mail_worker.stop().await;
+        self.cache_worker.stop().await;
         served
     }
 }

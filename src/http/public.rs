@@ -29,7 +29,8 @@ pub fn routes(t: &mut Table) {
         .add(route!(License, deactivate))
         .add(route!(License, heartbeat))
         .add(route!(License, checkout))
-        .add(route!(Plain, signing_key));
+        .add(route!(Plain, signing_key))
+        .add(route!(Plain, signing_keys));
 }
 
 fn required_key(key: &str) -> Result<String, AppError> {
@@ -307,5 +308,13 @@ async fn checkout(
         (status = 200, description = "`{key_id, algorithm: \"ed25519\", public_key}`: the key that signs answers and license files (public key: 32 bytes, base64)", body = Object),
     ))]
 async fn signing_key(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(state.signer.public_key())
+    HttpResponse::Ok().json(state.signer.get().public_key())
+}
+
+#[utoipa::path(get, path = "/v1/signing-keys", tag = "public",
+    responses(
+        (status = 200, description = "`{keys: [{key_id, algorithm, public_key, status}]}`: every key whose signatures still verify (`current` signs new answers; `published` keys signed earlier ones and are kept until retired). Pick the key by the `keyid` of a signature.", body = Object),
+    ))]
+async fn signing_keys(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.signer.get().key_set())
 }

@@ -75,6 +75,12 @@ async fn receive_stripe_event(
         "processed"
     };
     metrics::record_webhook(&event_type, outcome);
+    // Refunds, disputes and subscription changes alter licenses this process may have
+    // cached: its next validate sees them at once (other instances by NOTIFY). A
+    // completed checkout only mints new licenses, which are never cached before.
+    if !handled.duplicate && event_type != "checkout.session.completed" {
+        state.cache.clear();
+    }
     if handled.email_queued {
         state.wake_mailer();
     }

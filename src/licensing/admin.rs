@@ -6,6 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DbError};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
+use super::events;
 use super::input::{activation_limit, optional_name, Email};
 use super::key::{is_valid_prefix, LicenseKey, LicenseRef};
 use super::views::{
@@ -458,6 +459,7 @@ pub fn create_license(
             ..Default::default()
         };
         let license = licenses::insert(conn, &new)?;
+        events::license(conn, "license.created", &license, &product)?;
         if req.send_email.unwrap_or(true) {
             outbox::enqueue_license_email(conn, &license.email, &[license.id])?;
         }
@@ -591,6 +593,7 @@ pub fn update_license(
     conn.transaction(|conn| {
         let (license, product) = find_license(conn, id_or_key)?;
         let license = licenses::update(conn, license.id, &changes)?;
+        events::license(conn, "license.updated", &license, &product)?;
         Ok(LicenseView::admin(license, &product, Utc::now()))
     })
 }

@@ -7,13 +7,17 @@ use diesel::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::cache::{Device, Entry, LicenseCache, Lookup};
+use super::events;
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
 use super::lease;
 use super::views::{ActivationView, LicenseView};
 use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
-use crate::db::{activations, licenses};
+use crate::db::{self, activations, licenses, Pool};
+use crate::error::AppError;
+use crate::metrics;
 
 /// The answer codes of the public license API, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,6 +135,10 @@ pub struct Validation {
     pub license: Option<LicenseView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<ActivationView>,
+    /// Present only when the database was unreachable: the answer comes from this
+    /// instance's cache, which may have missed changes made since this instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 impl Validation {
@@ -141,6 +149,7 @@ impl Validation {
             message: code.message(),
             license,
             activation,
+            stale_since: None,
         }
     }
 }
@@ -204,6 +213,9 @@ pub struct Checked {
     pub found: Option<(License, Product)>,
     pub activation: Option<Activation>,
     pub now: DateTime<Utc>,
+    /// Set when answered from the cache while the database was unreachable: the
+    /// instant since which the cached rows may be out of date.
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 /// The validate decision with one indexed read; a known device's `last_seen_at` is
@@ -215,12 +227,10 @@ pub fn check(
 ) -> QueryResult<Checked> {
     let now = Utc::now();
     let not_found = Checked {
-        code: Code::NotFound,
-        found: None,
-        activation: None,
         now,
+        ..Checked::not_found()
     };
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(not_found);
     };
     let fingerprint = req.fingerprint.as_ref().map(Fingerprint::as_str);
@@ -240,6 +250,7 @@ pub fn check(
         found: Some((license, product)),
         activation,
         now,
+        stale_since: None,
     })
 }
 
@@ -260,8 +271,123 @@ impl Checked {
             found: None,
             activation: None,
             now: Utc::now(),
+            stale_since: None,
         }
     }
+}
+
+impl Device {
+    fn of(req: &ValidateRequest) -> Option<Device> {
+        match (&req.fingerprint, req.activation_id) {
+            (Some(f), _) => Some(Device::Fingerprint(f.as_str().to_owned())),
+            (None, Some(id)) => Some(Device::Id(id)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The validate decision from the cache when it holds the license (and the device),
+/// otherwise from one read that then fills it. While the database is unreachable, a
+/// cached license is answered for up to the configured staleness, marked `stale_since`.
+pub async fn check_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Checked, AppError> {
+    let now = Utc::now();
+    let Some(key) = LicenseKey::lookup(&req.key).filter(|_| cache.enabled()) else {
+        return db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await;
+    };
+    let device = Device::of(&req);
+    match cache.lookup(key.as_str(), device.as_ref(), now) {
+        Lookup::Fresh(entry) => {
+            metrics::record_validate_cache("hit");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, None);
+            return Ok(answer);
+        }
+        Lookup::Stale(entry, since) if cache.db_seems_down(now) => {
+            metrics::record_validate_cache("stale");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            return Ok(answer);
+        }
+        _ => {}
+    }
+    let ticket = cache.ticket();
+    let read = {
+        let req = req.clone();
+        db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await
+    };
+    match read {
+        Ok(checked) => {
+            metrics::record_validate_cache("miss");
+            cache.mark_db_up();
+            if let Some((license, product)) = &checked.found {
+                let activation = checked.activation.as_ref();
+                cache.insert(ticket, key.as_str(), license, product, device, activation);
+            }
+            Ok(checked)
+        }
+        Err(AppError::DatabaseUnavailable(e)) => {
+            cache.mark_db_down(now);
+            let Some((entry, since)) = cache.lookup_for_outage(key.as_str(), device.as_ref(), now)
+            else {
+                return Err(AppError::DatabaseUnavailable(e));
+            };
+            metrics::record_validate_cache("stale");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            Ok(answer)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A decision from cached rows, made with the clock of now; a due `last_seen_at`
+/// refresh is queued for the cache's next batched write.
+fn from_cache(
+    cache: &LicenseCache,
+    req: &ValidateRequest,
+    entry: &Entry,
+    last_seen_interval: Duration,
+    now: DateTime<Utc>,
+    stale_since: Option<DateTime<Utc>>,
+) -> Checked {
+    let device = Device::of(req);
+    let activation = entry.device(device.as_ref()).flatten().cloned();
+    let code = decide(
+        req,
+        &entry.license,
+        &entry.product,
+        activation.as_ref(),
+        now,
+    );
+    // As `check`: a device whose lease ran out is not revived; a live one is refreshed
+    // as often as its lease asks (the write waits for the next batch, at most a flush
+    // interval, and records the instant of this validate, not of the write).
+    if let Some(a) = activation.as_ref().filter(|_| code != Code::LeaseExpired) {
+        let interval = lease::refresh_interval(&entry.license, &entry.product, last_seen_interval);
+        if now - a.last_seen_at >= interval {
+            cache.touch_later(a.id, now, interval);
+        }
+    }
+    Checked {
+        code,
+        found: Some((entry.license.clone(), entry.product.clone())),
+        activation,
+        now,
+        stale_since,
+    }
+}
+
+/// Answers a validate call of the public API through the cache (see [`check_cached`]).
+pub async fn validate_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Validation, AppError> {
+    let checked = check_cached(pool, cache, req, last_seen_interval).await?;
+    Ok(checked.into())
 }
 
 /// The public API's answer to a check.
@@ -279,7 +405,10 @@ impl From<Checked> for Validation {
             }
             None => (None, None),
         };
-        Validation::of(c.code, license, activation)
+        Validation {
+            stale_since: c.stale_since,
+            ..Validation::of(c.code, license, activation)
+        }
     }
 }
 
@@ -306,7 +435,7 @@ pub fn heartbeat(
     fingerprint: &Fingerprint,
 ) -> QueryResult<Heartbeat> {
     let now = Utc::now();
-    let Some(key) = LicenseKey::parse(key) else {
+    let Some(key) = LicenseKey::lookup(key) else {
         return Ok(Heartbeat::Refused(Code::NotFound));
     };
     let Some((license, product, _)) = licenses::find_for_check(conn, key.as_str(), None, None)?
@@ -426,7 +555,7 @@ pub fn activate_with(
     expect: &Expect,
 ) -> QueryResult<ActivateOutcome> {
     let now = Utc::now();
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(ActivateOutcome::Refused(Code::NotFound));
     };
     let result = conn.transaction::<_, Abort, _>(|conn| {
@@ -449,6 +578,9 @@ pub fn activate_with(
             ..license
         };
         let (new, activation) = take_or_find_seat(conn, &license, req)?;
+        if new {
+            events::activation(conn, "activation.created", license.id, &activation)?;
+        }
         let license = License {
             activations_count: license.activations_count + i32::from(new),
             ..license
@@ -600,6 +732,9 @@ pub fn deactivate_with(
             },
             None => activations::delete_all(conn, license.id)?,
         };
+        for a in &removed {
+            events::activation(conn, "activation.deleted", license.id, a)?;
+        }
         let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
         if freed > 0 {
             licenses::release_seats(conn, license.id, freed)?;
@@ -684,6 +819,64 @@ pub(crate) mod tests {
             let (l, p) = rows(status, expires);
             assert_eq!(decide(&mismatching, &l, &p, None, now), want);
         }
+    }
+
+    #[test]
+    fn subscription_and_lease_codes_sit_in_their_documented_places() {
+        let now = Utc::now();
+        let past = Some(now - Duration::days(1));
+        let device = ValidateRequest {
+            fingerprint: Some(Fingerprint::parse("fingerprint", "dev").unwrap()),
+            product: Some("other".into()),
+            ..Default::default()
+        };
+        // Paused reads as SUSPENDED, before PAST_DUE.
+        let (mut l, p) = rows("active", past);
+        l.subscription_status = Some("paused".into());
+        assert_eq!(decide(&device, &l, &p, None, now), Code::Suspended);
+        // PAST_DUE (grace over) comes before EXPIRED; within the grace it is not reported.
+        l.subscription_status = Some("past_due".into());
+        l.past_due_until = Some(now - Duration::seconds(1));
+        assert_eq!(decide(&device, &l, &p, None, now), Code::PastDue);
+        l.past_due_until = Some(now + Duration::days(1));
+        assert_eq!(decide(&device, &l, &p, None, now), Code::Expired);
+        // LEASE_EXPIRED comes after the request checks and NOT_ACTIVATED, only for a known device.
+        let (l, mut p) = rows("active", None);
+        p.heartbeat_seconds = Some(60);
+        let seen = |secs| Activation {
+            id: Uuid::new_v4(),
+            license_id: l.id,
+            fingerprint: "dev".into(),
+            name: None,
+            ip: None,
+            created_at: now - Duration::days(1),
+            last_seen_at: now - Duration::seconds(secs),
+        };
+        let dead = seen(61);
+        assert_eq!(
+            decide(&device, &l, &p, Some(&dead), now),
+            Code::ProductMismatch
+        );
+        let device = ValidateRequest {
+            product: None,
+            ..device
+        };
+        assert_eq!(decide(&device, &l, &p, None, now), Code::NotActivated);
+        assert_eq!(
+            decide(&device, &l, &p, Some(&dead), now),
+            Code::LeaseExpired
+        );
+        assert_eq!(decide(&device, &l, &p, Some(&seen(59)), now), Code::Valid);
+    }
+
+    #[test]
+    fn an_expired_maintain_access_license_still_takes_devices() {
+        let now = Utc::now();
+        let (l, mut p) = rows("active", Some(now - Duration::days(1)));
+        assert_eq!(device_refusal(&l, &p, now), Some(Code::Expired));
+        p.expiry_behavior = "maintain_access".into();
+        assert_eq!(device_refusal(&l, &p, now), None);
+        assert_eq!(status_refusal(&l, now), Some(Code::Expired));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod cache;
 pub mod check;
+pub mod events;
+pub mod import;
 pub mod input;
 pub mod key;
 pub mod lease;

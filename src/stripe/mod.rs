@@ -236,7 +236,7 @@ fn effect(
                 let status = session.payment_status.as_deref().unwrap_or("unknown");
                 return Ok((format!("awaiting payment (payment_status {status})"), false));
             }
-            mint(conn, &session, prepared, grace_days, now)?
+            mint(conn, &session, prepared, grace, now)?
         }
         "charge.refunded" => (
             reversal::refunded(conn, event, prepared.reversal.as_ref())?,
@@ -343,9 +343,10 @@ fn mint(
     conn: &mut PgConnection,
     session: &CheckoutSession,
     prepared: &Prepared,
-    grace_days: u32,
+    grace: Grace,
     now: DateTime<Utc>,
 ) -> Result<(String, bool), AppError> {
+    let grace_days = grace.subscription_days;
     let session_id = session.id.clone().unwrap_or_default();
     let Some(email) = session
         .buyer_email()
@@ -414,10 +415,17 @@ fn mint(
                 ..Default::default()
             };
             match stripe_events::insert_minted(conn, &new)? {
-                Some(license) => minted.push(license.id),
+                Some(license) => {
+                    crate::licensing::events::license(conn, "license.created", &license, &product)?;
+                    minted.push(license.id);
+                }
                 None => already += 1,
             }
         }
+    }
+    // Subscription events that arrived before the checkout apply now.
+    if let (false, Some(sub)) = (minted.is_empty(), session.subscription.as_deref()) {
+        subscription::catch_up(conn, sub, grace)?;
     }
     // A refund or dispute that Stripe delivered before this checkout applies now.
     let reversed = match minted.is_empty() {

@@ -268,6 +268,24 @@ fn seats(
     Ok((moved.map(|p| p.id), changes_max))
 }
 
+/// Applies the newest subscription state already received for `subscription` (events
+/// Stripe delivered before the checkout that minted its licenses), so a license ends in
+/// the same state whether its checkout came first or last.
+pub fn catch_up(conn: &mut PgConnection, subscription: &str, grace: Grace) -> Result<(), AppError> {
+    let Some((payload, created)) =
+        crate::db::stripe_events::latest_subscription_state(conn, subscription)?
+    else {
+        return Ok(());
+    };
+    let Some(state) = SubscriptionState::read(&payload) else {
+        return Ok(());
+    };
+    let at = time(created).unwrap_or_else(Utc::now);
+    let outcome = apply_state(conn, &state, at, grace)?;
+    tracing::info!(%subscription, %outcome, "applied a subscription state that arrived before its checkout");
+    Ok(())
+}
+
 /// Seats for a subscription line item at checkout: devices per unit times quantity.
 pub fn seats_for_quantity(per_unit: Option<i32>, quantity: u64) -> Option<i32> {
     per_unit.map(|n| {

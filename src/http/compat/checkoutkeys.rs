@@ -145,10 +145,12 @@ async fn activate_deactivate(
         }
     };
     let key = text("licenseKey");
+    let which = key.clone();
     let outcome = db::run(&state.pool, move |conn| {
         admin::set_license_enabled(conn, &key, enabled)
     })
     .await;
+    state.cache.forget_ref(&which);
     Ok(match outcome {
         Ok(_) if enabled => reply(StatusCode::OK, "success", "License key activated."),
         Ok(_) => reply(StatusCode::OK, "success", "License key deactivated."),
