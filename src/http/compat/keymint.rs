@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::db;
 use crate::db::activations::Selector;
+use crate::db::models::License;
 use crate::error::AppError;
 use crate::http::extract::Admin;
 use crate::http::front;
@@ -22,6 +23,7 @@ use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, ActivateOutcome, Code, DeactivateOutcome, Expect};
 use crate::licensing::input::{optional_name, Fingerprint};
+use crate::licensing::views::LicenseDetail;
 use crate::licensing::Status;
 
 pub fn routes(t: &mut Table) {
@@ -101,6 +103,135 @@ pub(super) fn refusal(code: Code) -> HttpResponse {
     }
 }
 
+/// Keymint's 401 unless the caller holds an admin token.
+pub(super) fn unless_seller(
+    admin: Result<Admin, AppError>,
+) -> Result<Option<HttpResponse>, AppError> {
+    match admin {
+        Ok(_) => Ok(None),
+        Err(AppError::Unauthorized) => Ok(Some(error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid access token",
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn product_and_key(fields: &Map<String, Value>) -> Option<(String, String)> {
+    Some((text(fields, "productId")?, text(fields, "licenseKey")?))
+}
+
+/// The license `key` names if it is of `product`; Keymint's answer otherwise.
+pub(super) async fn detail_of(
+    state: &State,
+    product: &str,
+    key: String,
+) -> Result<LicenseDetail, HttpResponse> {
+    match db::run(&state.pool, move |conn| admin::get_license(conn, &key)).await {
+        Ok(d) if check::product_matches(product, d.license.product.id, &d.license.product.slug) => {
+            Ok(d)
+        }
+        Ok(_) | Err(AppError::NotFound { .. }) => Err(invalid_key()),
+        Err(e) => Err(server_error(&e)),
+    }
+}
+
+/// The product as the caller named it: its id if that is what it sent, else its slug.
+pub(super) fn product_as_named(detail: &LicenseDetail, product: String) -> String {
+    let p = &detail.license.product;
+    if product == p.id.to_string() {
+        product
+    } else {
+        p.slug.clone()
+    }
+}
+
+/// The `customer` object of a key's details (the same in both API generations).
+pub(super) fn customer(detail: &LicenseDetail) -> Value {
+    let l = &detail.license;
+    json!({
+        "id": l.stripe.as_ref().and_then(|s| s.customer.clone()),
+        "name": detail.customer.name,
+        "email": detail.customer.email,
+        // Whether the seller lets this buyer use the license.
+        "active": !matches!(l.status, Status::Suspended | Status::Revoked),
+    })
+}
+
+/// Activates device `host` on the key `fields` names (`productId`, `licenseKey`,
+/// `deviceTag?`) through the front door; `done` renders a success.
+pub(super) async fn activate(
+    state: &State,
+    req: &HttpRequest,
+    fields: &Map<String, Value>,
+    host: String,
+    done: impl FnOnce(&License) -> Value,
+) -> Result<HttpResponse, AppError> {
+    let Some((product, key)) = product_and_key(fields) else {
+        return Ok(missing_params());
+    };
+    let Ok(fingerprint) = Fingerprint::parse("hostId", &host) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "Invalid hostId: at most 255 characters, no control characters",
+        ));
+    };
+    let Ok(tag) = optional_name("deviceTag", text(fields, "deviceTag").as_deref(), 255) else {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "Invalid deviceTag: at most 255 characters, no control characters",
+        ));
+    };
+    let call = front::Activate {
+        key,
+        fingerprint,
+        name: tag,
+        expect: Expect {
+            product: Some(product),
+            email: None,
+        },
+    };
+    Ok(match front::activate(state, req, call).await {
+        Err(e) => keymint_error(e)?,
+        Ok(ActivateOutcome::Done { license, .. }) => HttpResponse::Ok().json(done(&license)),
+        Ok(ActivateOutcome::Refused(code)) => refusal(code),
+    })
+}
+
+/// Deactivates the device `hostId` names, or every one without it, on the key
+/// `fields` names; `done` renders a success from its message and the count removed.
+pub(super) async fn deactivate(
+    state: &State,
+    req: &HttpRequest,
+    fields: &Map<String, Value>,
+    done: impl FnOnce(&str, usize) -> Value,
+) -> Result<HttpResponse, AppError> {
+    let Some((product, key)) = product_and_key(fields) else {
+        return Ok(missing_params());
+    };
+    let which = text(fields, "hostId").map(Selector::Fingerprint);
+    let message = if which.is_some() {
+        "Device deactivated"
+    } else {
+        "All devices deactivated"
+    };
+    let call = front::Deactivate {
+        key,
+        which,
+        expect: Expect {
+            product: Some(product),
+            email: None,
+        },
+    };
+    Ok(match front::deactivate(state, req, call).await {
+        Err(e) => keymint_error(e)?,
+        Ok(DeactivateOutcome::Done { removed, .. }) => {
+            HttpResponse::Ok().json(done(message, removed.len()))
+        }
+        Ok(DeactivateOutcome::Refused(code)) => refusal(code),
+    })
+}
+
 /// `POST /get-key {productId, licenseKey}` (admin token): the license, its devices
 /// and its buyer.
 #[utoipa::path(post, path = "/get-key", tag = "compat: Keymint",
@@ -116,32 +247,17 @@ async fn get_key(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    match admin {
-        Ok(_) => {}
-        Err(AppError::Unauthorized) => {
-            return Ok(error(StatusCode::UNAUTHORIZED, "Invalid access token"))
-        }
-        Err(e) => return Err(e),
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
     }
-    let fields = fields(&body);
-    let (Some(product), Some(key)) = (text(&fields, "productId"), text(&fields, "licenseKey"))
-    else {
+    let Some((product, key)) = product_and_key(&fields(&body)) else {
         return Ok(missing_params());
     };
-    let detail = match db::run(&state.pool, move |conn| admin::get_license(conn, &key)).await {
+    let detail = match detail_of(&state, &product, key).await {
         Ok(detail) => detail,
-        Err(AppError::NotFound { .. }) => return Ok(invalid_key()),
-        Err(e) => return Ok(server_error(&e)),
+        Err(answer) => return Ok(answer),
     };
     let l = &detail.license;
-    if !check::product_matches(&product, l.product.id, &l.product.slug) {
-        return Ok(invalid_key());
-    }
-    let product_id = if product == l.product.id.to_string() {
-        product
-    } else {
-        l.product.slug.clone()
-    };
     let devices: Vec<Value> = detail
         .activations
         .iter()
@@ -160,20 +276,14 @@ async fn get_key(
             "license": {
                 "id": l.id,
                 "key": l.key,
-                "product_id": product_id,
+                "product_id": product_as_named(&detail, product),
                 "usage_limit": l.max_activations,
                 "activations": l.activations_count,
                 "devices": devices,
                 "activated": l.activations_count > 0,
                 "expiration_date": l.expires_at.map(time),
             },
-            "customer": {
-                "id": l.stripe.as_ref().and_then(|s| s.customer.clone()),
-                "name": detail.customer.name,
-                "email": detail.customer.email,
-                // Whether the seller lets this buyer use the license.
-                "active": !matches!(l.status, Status::Suspended | Status::Revoked),
-            },
+            "customer": customer(&detail),
         },
     })))
 }
@@ -194,44 +304,18 @@ async fn activate_key(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let fields = fields(&body);
-    let (Some(product), Some(key), Some(host)) = (
-        text(&fields, "productId"),
-        text(&fields, "licenseKey"),
-        text(&fields, "hostId"),
-    ) else {
+    let Some(host) = text(&fields, "hostId") else {
         return Ok(missing_params());
     };
-    let Ok(fingerprint) = Fingerprint::parse("hostId", &host) else {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "Invalid hostId: at most 255 characters, no control characters",
-        ));
-    };
-    let Ok(tag) = optional_name("deviceTag", text(&fields, "deviceTag").as_deref(), 255) else {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "Invalid deviceTag: at most 255 characters, no control characters",
-        ));
-    };
-    let call = front::Activate {
-        key,
-        fingerprint,
-        name: tag,
-        expect: Expect {
-            product: Some(product),
-            email: None,
-        },
-    };
-    Ok(match front::activate(&state, &req, call).await {
-        Err(e) => keymint_error(e)?,
-        Ok(ActivateOutcome::Done { license, .. }) => HttpResponse::Ok().json(json!({
+    activate(&state, &req, &fields, host, |license| {
+        json!({
             "code": 0,
             "message": "License valid",
             "licensee_name": license.customer_name,
             "licensee_email": license.email,
-        })),
-        Ok(ActivateOutcome::Refused(code)) => refusal(code),
+        })
     })
+    .await
 }
 
 /// `POST /deactivate-key {productId, licenseKey, hostId?}`: frees that device's
@@ -248,27 +332,11 @@ async fn deactivate_key(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let fields = fields(&body);
-    let (Some(product), Some(key)) = (text(&fields, "productId"), text(&fields, "licenseKey"))
-    else {
-        return Ok(missing_params());
-    };
-    let which = text(&fields, "hostId").map(Selector::Fingerprint);
-    let one = which.is_some();
-    let call = front::Deactivate {
-        key,
-        which,
-        expect: Expect {
-            product: Some(product),
-            email: None,
-        },
-    };
-    Ok(match front::deactivate(&state, &req, call).await {
-        Err(e) => keymint_error(e)?,
-        Ok(DeactivateOutcome::Done { .. }) => HttpResponse::Ok().json(json!({
-            "message": if one { "Device deactivated" } else { "All devices deactivated" },
-            "code": 0,
-        })),
-        Ok(DeactivateOutcome::Refused(code)) => refusal(code),
-    })
+    deactivate(
+        &state,
+        &req,
+        &fields(&body),
+        |message, _| json!({ "message": message, "code": 0 }),
+    )
+    .await
 }

@@ -17,20 +17,18 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::keymint::{
-    error, fields, invalid_key, keymint_error, missing_params, refusal, server_error, text, time,
+    self, customer, detail_of, error, fields, invalid_key, missing_params, product_and_key,
+    product_as_named, server_error, text, time, unless_seller,
 };
 use crate::db;
-use crate::db::activations::Selector;
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin::{self, CreateLicense, UpdateLicense};
-use crate::licensing::check::{self, ActivateOutcome, DeactivateOutcome, Expect};
-use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::views::{LicenseDetail, LicenseView};
-use crate::licensing::Status;
 use diesel::PgConnection;
+use std::collections::BTreeMap;
+use utoipa::openapi::{RefOr, Response};
 
 pub fn routes(t: &mut Table) {
     t.add(route!(License, get_key))
@@ -41,22 +39,6 @@ pub fn routes(t: &mut Table) {
         .add(route!(License, deactivate))
         .add(route!(License, block))
         .add(route!(License, unblock));
-}
-
-/// Keymint's 401 unless the caller holds an admin token.
-fn unless_seller(admin: Result<Admin, AppError>) -> Result<Option<HttpResponse>, AppError> {
-    match admin {
-        Ok(_) => Ok(None),
-        Err(AppError::Unauthorized) => Ok(Some(error(
-            StatusCode::UNAUTHORIZED,
-            "Invalid access token",
-        ))),
-        Err(e) => Err(e),
-    }
-}
-
-fn product_and_key(fields: &Map<String, Value>) -> Option<(String, String)> {
-    Some((text(fields, "productId")?, text(fields, "licenseKey")?))
 }
 
 /// `POST /key/activate {productId, licenseKey, hostId?, deviceTag?}`. Without a
@@ -76,34 +58,9 @@ async fn activate(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let fields = fields(&body);
-    let Some((product, key)) = product_and_key(&fields) else {
-        return Ok(missing_params());
-    };
     let host = text(&fields, "hostId").unwrap_or_else(|| Uuid::new_v4().to_string());
-    let Ok(fingerprint) = Fingerprint::parse("hostId", &host) else {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "Invalid hostId: at most 255 characters, no control characters",
-        ));
-    };
-    let Ok(tag) = optional_name("deviceTag", text(&fields, "deviceTag").as_deref(), 255) else {
-        return Ok(error(
-            StatusCode::BAD_REQUEST,
-            "Invalid deviceTag: at most 255 characters, no control characters",
-        ));
-    };
-    let call = front::Activate {
-        key,
-        fingerprint,
-        name: tag,
-        expect: Expect {
-            product: Some(product),
-            email: None,
-        },
-    };
-    Ok(match front::activate(&state, &req, call).await {
-        Err(e) => keymint_error(e)?,
-        Ok(ActivateOutcome::Done { license, .. }) => HttpResponse::Ok().json(json!({
+    keymint::activate(&state, &req, &fields, host, |license| {
+        json!({
             "code": 0,
             "message": "License valid",
             "licenseeName": license.customer_name,
@@ -113,9 +70,9 @@ async fn activate(
             "version": null,
             "allowedHosts": null,
             "expirationDate": license.expires_at.map(time),
-        })),
-        Ok(ActivateOutcome::Refused(code)) => refusal(code),
+        })
     })
+    .await
 }
 
 /// `POST /key/deactivate {productId, licenseKey, hostId?}`: that device, or all.
@@ -132,44 +89,13 @@ async fn deactivate(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let fields = fields(&body);
-    let Some((product, key)) = product_and_key(&fields) else {
-        return Ok(missing_params());
-    };
-    let which = text(&fields, "hostId").map(Selector::Fingerprint);
-    let one = which.is_some();
-    let call = front::Deactivate {
-        key,
-        which,
-        expect: Expect {
-            product: Some(product),
-            email: None,
-        },
-    };
-    Ok(match front::deactivate(&state, &req, call).await {
-        Err(e) => keymint_error(e)?,
-        Ok(DeactivateOutcome::Done { removed, .. }) => HttpResponse::Ok().json(json!({
-            "message": if one { "Device deactivated" } else { "All devices deactivated" },
-            "code": 0,
-            "devicesRemoved": removed.len(),
-        })),
-        Ok(DeactivateOutcome::Refused(code)) => refusal(code),
-    })
-}
-
-/// The license `key` names if it is of `product`; Keymint's answer otherwise.
-async fn detail_of(
-    state: &State,
-    product: &str,
-    key: String,
-) -> Result<LicenseDetail, HttpResponse> {
-    match db::run(&state.pool, move |conn| admin::get_license(conn, &key)).await {
-        Ok(d) if check::product_matches(product, d.license.product.id, &d.license.product.slug) => {
-            Ok(d)
-        }
-        Ok(_) | Err(AppError::NotFound { .. }) => Err(invalid_key()),
-        Err(e) => Err(server_error(&e)),
-    }
+    keymint::deactivate(
+        &state,
+        &req,
+        &fields(&body),
+        |message, removed| json!({ "message": message, "code": 0, "devicesRemoved": removed }),
+    )
+    .await
 }
 
 /// `GET /key?productId=` with the key in `x-license-key` (admin token).
@@ -209,11 +135,6 @@ async fn get_key(
 /// `{code: 0, data: {license, customer}}` in the SDK's camelCase fields.
 fn key_details(detail: &LicenseDetail, product: String) -> Value {
     let l = &detail.license;
-    let product_id = if product == l.product.id.to_string() {
-        product
-    } else {
-        l.product.slug.clone()
-    };
     let devices: Vec<Value> = detail
         .activations
         .iter()
@@ -232,7 +153,7 @@ fn key_details(detail: &LicenseDetail, product: String) -> Value {
             "license": {
                 "id": l.id,
                 "key": l.key,
-                "productId": product_id,
+                "productId": product_as_named(detail, product),
                 "maxActivations": l.max_activations,
                 "activations": l.activations_count,
                 "devices": devices,
@@ -243,12 +164,7 @@ fn key_details(detail: &LicenseDetail, product: String) -> Value {
                 "allowedHosts": null,
                 "version": null,
             },
-            "customer": {
-                "id": l.stripe.as_ref().and_then(|s| s.customer.clone()),
-                "name": detail.customer.name,
-                "email": detail.customer.email,
-                "active": !matches!(l.status, Status::Suspended | Status::Revoked),
-            },
+            "customer": customer(detail),
         },
     })
 }
@@ -348,13 +264,36 @@ async fn create_key(
 /// A seller operation on the license with this id.
 type Apply = Box<dyn FnOnce(&mut PgConnection, &str) -> Result<LicenseView, AppError> + Send>;
 
-/// Applies a seller change to the key `fields` names, if it is of that product.
+/// The refusals of a change to one key (block, unblock, delete): Keymint's
+/// `{message, code: 1}` bodies.
+struct KeyRefusals;
+
+impl utoipa::IntoResponses for KeyRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        super::object_answers(&[
+            ("400", "Missing field"),
+            ("401", "No admin token"),
+            ("404", "Unknown key or another product's"),
+        ])
+    }
+}
+
+/// Applies a seller change to the key `fields` names, if the caller is the seller
+/// and the key is of that product; `apply` is the change, or the field it refused.
 async fn change_key(
+    admin: Result<Admin, AppError>,
     state: &State,
     fields: &Map<String, Value>,
-    apply: Apply,
+    apply: Result<Apply, HttpResponse>,
     done: &str,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
+    }
+    let apply = match apply {
+        Ok(apply) => apply,
+        Err(answer) => return Ok(answer),
+    };
     let Some((product, key)) = product_and_key(fields) else {
         return Ok(missing_params());
     };
@@ -384,22 +323,21 @@ async fn update_key(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     let fields = fields(&body);
-    let (max, expires) = match (max_activations(&fields), expiry(&fields)) {
-        (Ok(max), Ok(expires)) => (max, expires),
-        (Err(answer), _) | (_, Err(answer)) => return Ok(answer),
+    let apply = match (max_activations(&fields), expiry(&fields)) {
+        (Ok(max), Ok(expires)) => {
+            let update = UpdateLicense {
+                max_activations: max.map(Some),
+                expires_at: expires.map(Some),
+                metadata: fields.get("metadata").filter(|m| !m.is_null()).cloned(),
+                ..Default::default()
+            };
+            let apply: Apply = Box::new(move |conn, id| admin::update_license(conn, id, &update));
+            Ok(apply)
+        }
+        (Err(answer), _) | (_, Err(answer)) => Err(answer),
     };
-    let update = UpdateLicense {
-        max_activations: max.map(Some),
-        expires_at: expires.map(Some),
-        metadata: fields.get("metadata").filter(|m| !m.is_null()).cloned(),
-        ..Default::default()
-    };
-    let apply: Apply = Box::new(move |conn, id| admin::update_license(conn, id, &update));
-    change_key(&state, &fields, apply, "Key updated").await
+    change_key(admin, &state, &fields, apply, "Key updated").await
 }
 
 /// `POST /key/block {productId, licenseKey}`: suspends the license.
@@ -407,21 +345,16 @@ async fn update_key(
     description = "Block a key (licensd: suspend). Answers in Keymint's shapes; see docs/compatibility.md.",
     responses(
         (status = 200, description = "`{message: \"Key blocked\", code: 0}`", body = Object),
-        (status = 400, description = "Missing field", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "Unknown key or another product's", body = Object),
+        KeyRefusals,
     ))]
 async fn block(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     // A revoked key stays revoked: a refund's revocation is not softened.
     let apply: Apply = Box::new(|conn, id| admin::set_license_enabled(conn, id, false));
-    change_key(&state, &fields(&body), apply, "Key blocked").await
+    change_key(admin, &state, &fields(&body), Ok(apply), "Key blocked").await
 }
 
 /// `POST /key/unblock {productId, licenseKey}`: makes the license active again.
@@ -429,20 +362,15 @@ async fn block(
     description = "Unblock a key (licensd: status active). Answers in Keymint's shapes; see docs/compatibility.md.",
     responses(
         (status = 200, description = "`{message: \"Key unblocked\", code: 0}`", body = Object),
-        (status = 400, description = "Missing field", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "Unknown key or another product's", body = Object),
+        KeyRefusals,
     ))]
 async fn unblock(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     let apply: Apply = Box::new(|conn, id| admin::set_license_enabled(conn, id, true));
-    change_key(&state, &fields(&body), apply, "Key unblocked").await
+    change_key(admin, &state, &fields(&body), Ok(apply), "Key unblocked").await
 }
 
 /// `DELETE /key {productId, licenseKey}`: licensd keeps licenses, so the key is revoked
@@ -451,18 +379,13 @@ async fn unblock(
     description = "Delete a key (licensd: revoke; the row is kept). Answers in Keymint's shapes; see docs/compatibility.md.",
     responses(
         (status = 200, description = "`{message: \"Key deleted\", code: 0}`", body = Object),
-        (status = 400, description = "Missing field", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "Unknown key or another product's", body = Object),
+        KeyRefusals,
     ))]
 async fn delete_key(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
     let apply: Apply = Box::new(|conn, id| {
         let revoke = UpdateLicense {
             status: Some("revoked".to_owned()),
@@ -470,5 +393,5 @@ async fn delete_key(
         };
         admin::update_license(conn, id, &revoke)
     });
-    change_key(&state, &fields(&body), apply, "Key deleted").await
+    change_key(admin, &state, &fields(&body), Ok(apply), "Key deleted").await
 }

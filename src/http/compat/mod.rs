@@ -10,9 +10,11 @@ mod keymint_key;
 mod sellapp;
 mod wckm;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::routes::Table;
+use utoipa::openapi::schema::Object;
+use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -44,6 +46,21 @@ pub(crate) fn numeric_id(id: Uuid) -> u64 {
 /// of a repeated name wins, as in PHP.
 pub(crate) fn form_params(input: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(input).into_owned().collect()
+}
+
+/// Documented answers with a JSON object body, `(status, description)` each: what a
+/// dialect's `utoipa::IntoResponses` type lists for a refusal several routes share.
+fn object_answers(answers: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    answers
+        .iter()
+        .map(|(status, description)| {
+            let body = ContentBuilder::new().schema(Some(Object::new())).build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", body);
+            (status.to_string(), RefOr::T(response.build()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

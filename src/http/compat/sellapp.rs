@@ -32,6 +32,8 @@ use crate::licensing::input::Fingerprint;
 use crate::licensing::views::LicenseView;
 use crate::licensing::Status;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use utoipa::openapi::{RefOr, Response};
 
 pub fn routes(t: &mut Table) {
     t.add(route!(License, validate))
@@ -189,7 +191,7 @@ async fn validate(
     };
     let checked = front::validate(&state, &http, call).await?;
     if checked.code == Code::NotFound {
-        return Ok(message(StatusCode::NOT_FOUND, "License key not found."));
+        return Ok(key_not_found());
     }
     let valid = checked.code == Code::Valid;
     let license = checked
@@ -265,9 +267,7 @@ async fn activate(
             };
             HttpResponse::build(status).json(json!({ "data": instance(&activation) }))
         }
-        ActivateOutcome::Refused(Code::NotFound) => {
-            message(StatusCode::NOT_FOUND, "License key not found.")
-        }
+        ActivateOutcome::Refused(Code::NotFound) => key_not_found(),
         ActivateOutcome::Refused(Code::Expired) => {
             message(StatusCode::FORBIDDEN, "License key has expired.")
         }
@@ -368,7 +368,7 @@ fn laravel_page(
     responses(
         (status = 200, description = "Laravel page of license keys (`data`, `links`, `meta`)", body = Object),
         (status = 401, description = "`{message: \"Unauthenticated.\"}`", body = Object),
-        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+        PageRefusal))]
 async fn list(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -404,13 +404,42 @@ fn key_not_found() -> HttpResponse {
     message(StatusCode::NOT_FOUND, "License key not found.")
 }
 
+fn instance_not_found() -> HttpResponse {
+    message(StatusCode::NOT_FOUND, "License key instance not found.")
+}
+
+/// A seller's answer, or SellApp's 404 when the key it names is unknown.
+fn or_key_not_found(answer: Result<HttpResponse, AppError>) -> Result<HttpResponse, AppError> {
+    match answer {
+        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
+        answer => answer,
+    }
+}
+
+/// The refusals of a seller route on one key: no admin token, no such key.
+struct KeyRefusals;
+
+impl utoipa::IntoResponses for KeyRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        super::object_answers(&[("401", "No admin token"), ("404", "No such license key")])
+    }
+}
+
+/// The refusal of a list's `limit` or `page` (see [`paging`]).
+struct PageRefusal;
+
+impl utoipa::IntoResponses for PageRefusal {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        super::object_answers(&[("422", "`limit` or `page` out of range")])
+    }
+}
+
 /// `GET /api/v2/license-keys/{id}` (admin token): one license key.
 #[utoipa::path(get, path = "/api/v2/license-keys/{id}", tag = "compat: SellApp",
     description = "One license key by its integer id. Answers in SellApp's shapes; see docs/compatibility.md.",
     params(("id" = String, Path, description = "SellApp integer id (or licensd's UUID or key)")),
     responses((status = 200, description = "`{data: license key}`", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "No such license key", body = Object)))]
+        KeyRefusals))]
 async fn get_key(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -420,13 +449,12 @@ async fn get_key(
         return Ok(refusal);
     }
     let id = id.into_inner();
-    match db::run(&state.pool, move |conn| find_key(conn, &id)).await {
-        Ok((l, p)) => Ok(HttpResponse::Ok().json(json!({
+    let found = db::run(&state.pool, move |conn| find_key(conn, &id)).await;
+    or_key_not_found(found.map(|(l, p)| {
+        HttpResponse::Ok().json(json!({
             "data": license_key(&LicenseView::admin(l, &p, Utc::now())),
-        }))),
-        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
-        Err(e) => Err(e),
-    }
+        }))
+    }))
 }
 
 /// What `PATCH /api/v2/license-keys/{id}` may change, read from the body.
@@ -478,8 +506,7 @@ fn update_of(fields: &Map<String, Value>) -> Result<(UpdateLicense, Option<bool>
     description = "Change a key's limit (`null`: unlimited), expiry (`null`: never) or `active` switch. Answers in SellApp's shapes; see docs/compatibility.md.",
     params(("id" = String, Path, description = "SellApp integer id (or licensd's UUID or key)")),
     responses((status = 200, description = "`{data: license key}` as changed", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "No such license key", body = Object),
+        KeyRefusals,
         (status = 422, description = "A field is invalid", body = Object)))]
 async fn update_key(
     admin: Result<Admin, AppError>,
@@ -507,8 +534,6 @@ async fn update_key(
     })
     .await;
     match changed {
-        Ok(view) => Ok(HttpResponse::Ok().json(json!({ "data": license_key(&view) }))),
-        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
         Err(AppError::InvalidField { field, problem }) => {
             // licensd names its own field (`max_activations`); SellApp calls it `limit`.
             let name = if field == "max_activations" {
@@ -521,7 +546,9 @@ async fn update_key(
                 format!("The {name} field {problem}."),
             )]))
         }
-        Err(e) => Err(e),
+        changed => or_key_not_found(
+            changed.map(|view| HttpResponse::Ok().json(json!({ "data": license_key(&view) }))),
+        ),
     }
 }
 
@@ -543,14 +570,10 @@ async fn instances_page(
         admin::list_activations(conn, license, page, limit)
     })
     .await;
-    match found {
-        Ok((rows, total)) => {
-            let data = rows.iter().map(instance).collect();
-            Ok(laravel_page(state, req, data, total, (limit, page)))
-        }
-        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
-        Err(e) => Err(e),
-    }
+    or_key_not_found(found.map(|(rows, total)| {
+        let data = rows.iter().map(instance).collect();
+        laravel_page(state, req, data, total, (limit, page))
+    }))
 }
 
 /// `GET /api/v2/license-keys/{id}/instances` (admin token).
@@ -558,9 +581,8 @@ async fn instances_page(
     description = "One page of a key's instances (`limit`, `page`). Answers in SellApp's shapes; see docs/compatibility.md.",
     params(("id" = String, Path, description = "SellApp integer id (or licensd's UUID or key)")),
     responses((status = 200, description = "Laravel page of instances", body = Object),
-        (status = 401, description = "No admin token", body = Object),
-        (status = 404, description = "No such license key", body = Object),
-        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+        KeyRefusals,
+        PageRefusal))]
 async fn key_instances(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -578,7 +600,7 @@ async fn key_instances(
     description = "One page of all instances (`limit`, `page`). Answers in SellApp's shapes; see docs/compatibility.md.",
     responses((status = 200, description = "Laravel page of instances", body = Object),
         (status = 401, description = "No admin token", body = Object),
-        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+        PageRefusal))]
 async fn all_instances(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -608,10 +630,7 @@ async fn key_instance(
     }
     let (id, wanted) = path.into_inner();
     let Ok(wanted) = Uuid::parse_str(wanted.trim()) else {
-        return Ok(message(
-            StatusCode::NOT_FOUND,
-            "License key instance not found.",
-        ));
+        return Ok(instance_not_found());
     };
     let found = db::run(&state.pool, move |conn| {
         let (license, _) = find_key(conn, &id)?;
@@ -620,15 +639,10 @@ async fn key_instance(
             .find(|a| a.id == wanted))
     })
     .await;
-    match found {
-        Ok(Some(a)) => Ok(HttpResponse::Ok().json(json!({ "data": instance(&a) }))),
-        Ok(None) => Ok(message(
-            StatusCode::NOT_FOUND,
-            "License key instance not found.",
-        )),
-        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
-        Err(e) => Err(e),
-    }
+    or_key_not_found(found.map(|a| match a {
+        Some(a) => HttpResponse::Ok().json(json!({ "data": instance(&a) })),
+        None => instance_not_found(),
+    }))
 }
 
 /// `POST /api/v2/licenses/deactivate {license_key, instance_id}`: frees that instance's
@@ -667,9 +681,7 @@ async fn deactivate(
         DeactivateOutcome::Done { removed, .. } => HttpResponse::Ok().json(json!({
             "data": { "deactivated": true, "instance_id": removed.first().map_or(id, |a| a.id) },
         })),
-        DeactivateOutcome::Refused(Code::NotActivated) => {
-            message(StatusCode::NOT_FOUND, "License key instance not found.")
-        }
+        DeactivateOutcome::Refused(Code::NotActivated) => instance_not_found(),
         DeactivateOutcome::Refused(_) => key_not_found(),
     })
 }
@@ -679,7 +691,7 @@ async fn deactivate(
     description = "List license keys: the same as `GET /api/v2/license-keys`.",
     responses((status = 200, description = "Laravel page of license keys", body = Object),
         (status = 401, description = "No admin token: `{message: \"Unauthenticated.\"}`", body = Object),
-        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+        PageRefusal))]
 async fn list_old_path(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
