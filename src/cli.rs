@@ -13,6 +13,7 @@ use crate::db;
 use crate::error::AppError;
 use crate::http::{extract::hash_token, Application};
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
+use crate::licensing::history::Actor;
 use crate::licensing::signing::Signer;
 
 /// licensd: a self-hosted license key server for software sold through Stripe Checkout.
@@ -379,7 +380,7 @@ impl Command {
                     metadata: a.metadata,
                     send_email: Some(!a.no_email),
                 };
-                print_json(&admin::create_license(conn, &req)?)
+                print_json(&admin::create_license(conn, &Actor::Cli, &req)?)
             }
             Command::License(LicenseCommand::Show { key }) => {
                 print_json(&admin::get_license(conn, &key)?)

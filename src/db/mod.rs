@@ -4,6 +4,7 @@
 
 pub mod activations;
 pub mod api_keys;
+pub mod history;
 pub mod licenses;
 pub mod models;
 pub mod outbox;

@@ -40,6 +40,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    license_history (id) {
+        id -> Int8,
+        license_id -> Uuid,
+        actor_kind -> Text,
+        actor -> Text,
+        action -> Text,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     licenses (id) {
         id -> Uuid,
         key -> Text,
@@ -102,6 +115,7 @@ diesel::table! {
 }
 
 diesel::joinable!(activations -> licenses (license_id));
+diesel::joinable!(license_history -> licenses (license_id));
 diesel::joinable!(licenses -> products (product_id));
 diesel::joinable!(product_prices -> products (product_id));
 
@@ -109,6 +123,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     activations,
     api_keys,
     email_outbox,
+    license_history,
     licenses,
     product_prices,
     products,

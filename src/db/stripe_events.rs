@@ -54,57 +54,77 @@ pub fn insert_minted(conn: &mut PgConnection, new: &NewLicense) -> QueryResult<O
         .optional()
 }
 
-/// Sets `status` on the licenses paid by `payment_intent` whose status is one of `from`.
+/// Sets `status` on the licenses paid by `payment_intent` whose status is one of `from`;
+/// returns each changed license's id and its status before.
 pub fn set_status_by_payment_intent(
     conn: &mut PgConnection,
     payment_intent: &str,
     from: &[&str],
     to: &str,
-) -> QueryResult<Vec<Uuid>> {
-    diesel::update(
-        licenses::table
-            .filter(licenses::stripe_payment_intent_id.eq(payment_intent))
-            .filter(licenses::status.eq_any(from)),
-    )
-    .set((licenses::status.eq(to), licenses::updated_at.eq(Utc::now())))
-    .returning(licenses::id)
-    .get_results(conn)
+) -> QueryResult<Vec<(Uuid, String)>> {
+    let before: Vec<(Uuid, String)> = licenses::table
+        .filter(licenses::stripe_payment_intent_id.eq(payment_intent))
+        .filter(licenses::status.eq_any(from))
+        .select((licenses::id, licenses::status))
+        .for_update()
+        .load(conn)?;
+    let ids: Vec<Uuid> = before.iter().map(|(id, _)| *id).collect();
+    diesel::update(licenses::table.filter(licenses::id.eq_any(&ids)))
+        .set((licenses::status.eq(to), licenses::updated_at.eq(Utc::now())))
+        .execute(conn)?;
+    Ok(before)
 }
 
 /// Moves the expiry of a subscription's licenses out to `until`, never in: perpetual
-/// licenses and later expiries stay as they are.
+/// licenses and later expiries stay as they are. Returns each changed license's id and
+/// its expiry before.
 pub fn extend_subscription(
     conn: &mut PgConnection,
     subscription: &str,
     until: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(
-        licenses::table
-            .filter(licenses::stripe_subscription_id.eq(subscription))
-            .filter(licenses::expires_at.lt(until)),
-    )
-    .set((
-        licenses::expires_at.eq(until),
-        licenses::updated_at.eq(Utc::now()),
-    ))
-    .execute(conn)
+) -> QueryResult<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+    let before: Vec<(Uuid, Option<DateTime<Utc>>)> = licenses::table
+        .filter(licenses::stripe_subscription_id.eq(subscription))
+        .filter(licenses::expires_at.lt(until))
+        .select((licenses::id, licenses::expires_at))
+        .for_update()
+        .load(conn)?;
+    set_expiry(conn, &before, until)?;
+    Ok(before)
 }
 
-/// Ends a subscription's licenses at `now` (those not already expired).
+/// Ends a subscription's licenses at `now` (those not already expired). Returns each
+/// changed license's id and its expiry before.
 pub fn expire_subscription(
     conn: &mut PgConnection,
     subscription: &str,
     now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(
-        licenses::table
-            .filter(licenses::stripe_subscription_id.eq(subscription))
-            .filter(
-                licenses::expires_at
-                    .is_null()
-                    .or(licenses::expires_at.gt(now)),
-            ),
-    )
-    .set((licenses::expires_at.eq(now), licenses::updated_at.eq(now)))
-    .execute(conn)
+) -> QueryResult<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+    let before: Vec<(Uuid, Option<DateTime<Utc>>)> = licenses::table
+        .filter(licenses::stripe_subscription_id.eq(subscription))
+        .filter(
+            licenses::expires_at
+                .is_null()
+                .or(licenses::expires_at.gt(now)),
+        )
+        .select((licenses::id, licenses::expires_at))
+        .for_update()
+        .load(conn)?;
+    set_expiry(conn, &before, now)?;
+    Ok(before)
+}
+
+fn set_expiry(
+    conn: &mut PgConnection,
+    rows: &[(Uuid, Option<DateTime<Utc>>)],
+    to: DateTime<Utc>,
+) -> QueryResult<()> {
+    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+    diesel::update(licenses::table.filter(licenses::id.eq_any(&ids)))
+        .set((
+            licenses::expires_at.eq(to),
+            licenses::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

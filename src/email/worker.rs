@@ -18,6 +18,10 @@ use tokio::task::JoinHandle;
 
 use super::{build_message, LicenseEmail, Mailer, Templates};
 use crate::db::{self, models::OutboxEmail, outbox, Pool};
+use crate::error::AppError;
+use crate::licensing::history::{self, Actor};
+use serde_json::json;
+use uuid::Uuid;
 
 /// How long a claim holds a row; longer than any send can take ([`super::SMTP_TIMEOUT`]),
 /// so a row is only re-claimed when its worker is gone.
@@ -228,14 +232,23 @@ async fn deliver(
     let id = email.id;
     let attempts = u32::try_from(email.attempts).unwrap_or(u32::MAX);
     let result = send(pool, mailer, templates, config, &email).await;
+    let licenses: Vec<Uuid> = email.license_ids.iter().flatten().copied().collect();
+    let to = email.recipient.clone();
     let recorded = match result {
         Ok(()) => {
             tracing::info!(email_id = %id, attempts, "license email sent");
             db::run(pool, move |conn| {
-                if !outbox::mark_sent(conn, id)? {
-                    tracing::warn!(email_id = %id, "email sent after its claim expired");
-                }
-                Ok(())
+                conn.transaction(|conn| {
+                    if !outbox::mark_sent(conn, id)? {
+                        tracing::warn!(email_id = %id, "email sent after its claim expired");
+                    }
+                    record(
+                        conn,
+                        &licenses,
+                        "email_sent",
+                        json!({ "email_id": id, "to": to }),
+                    )
+                })
             })
             .await
         }
@@ -247,7 +260,14 @@ async fn deliver(
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(LEASE);
             let error = error.chars().take(1000).collect::<String>();
             db::run(pool, move |conn| {
-                Ok(outbox::mark_failed(conn, id, &error, next, give_up)?)
+                conn.transaction(|conn| {
+                    outbox::mark_failed(conn, id, &error, next, give_up)?;
+                    if !give_up {
+                        return Ok(());
+                    }
+                    let after = json!({ "email_id": id, "to": to, "error": error });
+                    record(conn, &licenses, "email_failed", after)
+                })
             })
             .await
         }
@@ -256,6 +276,26 @@ async fn deliver(
         // The lease runs out and the row is claimed again.
         tracing::error!(email_id = %id, error = %e, "cannot record the email's result");
     }
+}
+
+/// Records an email's outcome in the history of each license it lists.
+fn record(
+    conn: &mut PgConnection,
+    licenses: &[Uuid],
+    action: &str,
+    after: serde_json::Value,
+) -> Result<(), AppError> {
+    for license in licenses {
+        history::record(
+            conn,
+            &Actor::System,
+            *license,
+            action,
+            None,
+            Some(after.clone()),
+        )?;
+    }
+    Ok(())
 }
 
 /// Why a send failed; a permanent failure (a bad address, a template that cannot

@@ -12,6 +12,7 @@ use crate::licensing::admin::{
     self, CreateLicense, CreateProduct, ListLicenses, UpdateLicense, UpdateProduct,
 };
 use crate::licensing::check::{self, Deactivated};
+use crate::licensing::history::Actor;
 
 /// The routes of this module, for the OpenAPI check (see `http::routes`).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -24,6 +25,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/licenses/{license}"),
     ("PATCH", "/v1/licenses/{license}"),
     ("POST", "/v1/licenses/{license}/resend-email"),
+    ("GET", "/v1/licenses/{license}/history"),
     ("DELETE", "/v1/licenses/{license}/activations/{activation}"),
 ];
 
@@ -39,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     get_license,
     update_license,
     resend_email,
+    license_history,
     delete_activation
 ))]
 pub struct Api;
@@ -67,6 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/licenses/{license}/resend-email").route(web::post().to(resend_email)),
     )
+    .service(web::resource("/v1/licenses/{license}/history").route(web::get().to(license_history)))
     .service(
         web::resource("/v1/licenses/{license}/activations/{activation}")
             .route(web::delete().to(delete_activation)),
@@ -126,12 +130,13 @@ async fn update_product(
     request_body(content = Object, description = "`{product, email, name?, max_activations?, expires_at?, metadata?, send_email?}`"),
     responses((status = 201, description = "The license with its key", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
 async fn create_license(
-    _: Admin,
+    Admin(token): Admin,
     state: web::Data<State>,
     body: Json<CreateLicense>,
 ) -> Result<HttpResponse, AppError> {
+    let actor = Actor::ApiToken(token.name);
     let license = db::run(&state.pool, move |conn| {
-        admin::create_license(conn, &body.0)
+        admin::create_license(conn, &actor, &body.0)
     })
     .await?;
     state.wake_mailer();
@@ -165,13 +170,14 @@ async fn get_license(
     request_body(content = Object, description = "Any of `{status, max_activations, expires_at, metadata}`"),
     responses((status = 200, description = "The license", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
 async fn update_license(
-    _: Admin,
+    Admin(token): Admin,
     state: web::Data<State>,
     path: web::Path<String>,
     body: Json<UpdateLicense>,
 ) -> Result<HttpResponse, AppError> {
+    let actor = Actor::ApiToken(token.name);
     let license = db::run(&state.pool, move |conn| {
-        admin::update_license(conn, &path, &body.0)
+        admin::update_license(conn, &actor, &path, &body.0)
     })
     .await?;
     Ok(HttpResponse::Ok().json(license))
@@ -180,28 +186,45 @@ async fn update_license(
 #[utoipa::path(post, path = "/v1/licenses/{license}/resend-email", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
     responses((status = 202, description = "`{queued: true, email_id}`", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
 async fn resend_email(
+    Admin(token): Admin,
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let actor = Actor::ApiToken(token.name);
+    let email_id = db::run(&state.pool, move |conn| {
+        admin::resend_email(conn, &actor, &path)
+    })
+    .await?;
+    state.wake_mailer();
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": true, "email_id": email_id })))
+}
+
+#[utoipa::path(get, path = "/v1/licenses/{license}/history", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
+    responses((status = 200, description = "`{data: [{id, action, actor: {kind, name}, before, after, at}]}`, oldest first: every change to the license and who made it (kind: user, api_token, portal, app, stripe, cli, system)", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+async fn license_history(
     _: Admin,
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let email_id = db::run(&state.pool, move |conn| admin::resend_email(conn, &path)).await?;
-    state.wake_mailer();
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": true, "email_id": email_id })))
+    let entries = db::run(&state.pool, move |conn| admin::license_history(conn, &path)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": entries })))
 }
 
 #[utoipa::path(delete, path = "/v1/licenses/{license}/activations/{activation}", tag = "admin", security(("admin_token" = [])),
     params(("license" = String, Path, description = "License id or key"), ("activation" = String, Path, description = "Activation id")),
     responses((status = 204, description = "Deactivated"), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
 async fn delete_activation(
-    _: Admin,
+    Admin(token): Admin,
     state: web::Data<State>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (license, activation) = path.into_inner();
+    let actor = Actor::ApiToken(token.name);
     let activation = Uuid::parse_str(&activation).map_err(|_| AppError::not_found("activation"))?;
     let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::deactivate(
+        Ok(check::deactivate_by(
             conn,
+            &actor,
             &license,
             &Selector::Id(activation),
         )?)

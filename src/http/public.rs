@@ -29,12 +29,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/licenses/activate"),
     ("POST", "/v1/licenses/deactivate"),
     ("POST", "/v1/licenses/checkout"),
+    ("POST", "/v1/licenses/activations"),
     ("GET", "/v1/signing-key"),
 ];
 
 /// This module's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, activate, deactivate, checkout, signing_key))]
+#[openapi(paths(validate, activate, deactivate, checkout, activations, signing_key))]
 pub struct Api;
 
 /// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these
@@ -45,6 +46,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("/v1/licenses/activate", web::post().to(activate)),
         ("/v1/licenses/deactivate", web::post().to(deactivate)),
         ("/v1/licenses/checkout", web::post().to(checkout)),
+        ("/v1/licenses/activations", web::post().to(activations)),
     ] {
         cfg.service(
             web::resource(path)
@@ -304,6 +306,36 @@ async fn checkout(
     Ok(match outcome {
         Ok(file) => HttpResponse::Ok().json(file),
         Err(code) => refusal("issued", code),
+    })
+}
+
+/// `POST /v1/licenses/activations`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ActivationsBody {
+    /// The license key (any case).
+    pub key: String,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/licenses/activations", tag = "public",
+    request_body = ActivationsBody,
+    responses(
+        (status = 200, description = "`{license, activations: [{id, name, fingerprint, created_at, last_seen_at}]}`: the devices using the key, so an app can offer to free one (with `/v1/licenses/deactivate`); signed", body = Object),
+        (status = 404, description = "`{found: false, code: NOT_FOUND}`", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+    ))]
+async fn activations(
+    state: web::Data<State>,
+    body: Json<ActivationsBody>,
+) -> Result<HttpResponse, AppError> {
+    let key = required_key(&body.0.key)?;
+    let found = db::run(&state.pool, move |conn| Ok(check::devices(conn, &key)?)).await?;
+    Ok(match found {
+        Some(devices) => HttpResponse::Ok().json(devices),
+        None => refusal("found", Code::NotFound),
     })
 }
 

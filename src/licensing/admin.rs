@@ -6,6 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DbError};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
+use super::history::{self, Actor};
 use super::input::{activation_limit, optional_name, Email};
 use super::key::{is_valid_prefix, LicenseKey, LicenseRef};
 use super::views::{
@@ -309,6 +310,7 @@ fn metadata(value: serde_json::Value) -> Result<serde_json::Value, AppError> {
 /// the same transaction.
 pub fn create_license(
     conn: &mut PgConnection,
+    actor: &Actor,
     req: &CreateLicense,
 ) -> Result<LicenseView, AppError> {
     let email = Email::parse("email", &req.email)?;
@@ -344,8 +346,16 @@ pub fn create_license(
             ..Default::default()
         };
         let license = licenses::insert(conn, &new)?;
+        history::record(
+            conn,
+            actor,
+            license.id,
+            "created",
+            None,
+            Some(history::snapshot(&license)),
+        )?;
         if req.send_email.unwrap_or(true) {
-            outbox::enqueue_license_email(conn, &license.email, &[license.id])?;
+            queue_email(conn, actor, &license)?;
         }
         Ok(LicenseView::admin(license, &product, now))
     })
@@ -441,6 +451,7 @@ pub fn list_licenses(
 
 pub fn update_license(
     conn: &mut PgConnection,
+    actor: &Actor,
     id_or_key: &str,
     req: &UpdateLicense,
 ) -> Result<LicenseView, AppError> {
@@ -462,8 +473,9 @@ pub fn update_license(
         updated_at: Some(Utc::now()),
     };
     conn.transaction(|conn| {
-        let (license, product) = find_license(conn, id_or_key)?;
-        let license = licenses::update(conn, license.id, &changes)?;
+        let (before, product) = find_license(conn, id_or_key)?;
+        let license = licenses::update(conn, before.id, &changes)?;
+        history::record_update(conn, actor, &before, &license, "updated")?;
         Ok(LicenseView::admin(license, &product, Utc::now()))
     })
 }
@@ -473,6 +485,7 @@ pub fn update_license(
 /// it is already off, and a refund's revocation must not soften into a suspension.
 pub fn set_license_enabled(
     conn: &mut PgConnection,
+    actor: &Actor,
     id_or_key: &str,
     enabled: bool,
 ) -> Result<LicenseView, AppError> {
@@ -486,18 +499,47 @@ pub fn set_license_enabled(
             status: Some(status.to_owned()),
             ..Default::default()
         };
-        update_license(conn, &license.id.to_string(), &changes)
+        update_license(conn, actor, &license.id.to_string(), &changes)
     })
 }
 
-/// Queues the license email again (`POST /v1/licenses/{id}/resend-email`).
-pub fn resend_email(conn: &mut PgConnection, id_or_key: &str) -> Result<Uuid, AppError> {
+/// Every change to a license, oldest first (`GET /v1/licenses/{id|key}/history`).
+pub fn license_history(
+    conn: &mut PgConnection,
+    id_or_key: &str,
+) -> Result<Vec<history::HistoryView>, AppError> {
     let (license, _) = find_license(conn, id_or_key)?;
-    Ok(outbox::enqueue_license_email(
+    Ok(history::of(conn, license.id)?)
+}
+
+/// Queues the license email again (`POST /v1/licenses/{id}/resend-email`).
+pub fn resend_email(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id_or_key: &str,
+) -> Result<Uuid, AppError> {
+    conn.transaction(|conn| {
+        let (license, _) = find_license(conn, id_or_key)?;
+        queue_email(conn, actor, &license)
+    })
+}
+
+/// Queues the license email of one license and records it in its history.
+fn queue_email(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    license: &License,
+) -> Result<Uuid, AppError> {
+    let id = outbox::enqueue_license_email(conn, &license.email, &[license.id])?;
+    history::record(
         conn,
-        &license.email,
-        &[license.id],
-    )?)
+        actor,
+        license.id,
+        "email_queued",
+        None,
+        Some(serde_json::json!({ "email_id": id, "to": license.email })),
+    )?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use serde_json::json;
 use uuid::Uuid;
 
+use super::history::{self, Actor};
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
 use super::views::{ActivationView, LicenseView};
@@ -317,6 +319,16 @@ pub fn activate_with(
     req: &ActivateRequest,
     expect: &Expect,
 ) -> QueryResult<ActivateOutcome> {
+    activate_as(conn, &Actor::App, req, expect)
+}
+
+/// [`activate_with`] on behalf of `actor`, who is named in the license history.
+pub fn activate_as(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    req: &ActivateRequest,
+    expect: &Expect,
+) -> QueryResult<ActivateOutcome> {
     let now = Utc::now();
     let Some(key) = LicenseKey::parse(&req.key) else {
         return Ok(ActivateOutcome::Refused(Code::NotFound));
@@ -346,6 +358,17 @@ pub fn activate_with(
                 if !licenses::try_take_seat(conn, license.id)? {
                     return Err(Abort::Refused(Code::TooManyActivations));
                 }
+                history::record(
+                    conn,
+                    actor,
+                    license.id,
+                    "device_activated",
+                    Some(json!({ "activations_count": license.activations_count })),
+                    Some(json!({
+                        "activations_count": license.activations_count + 1,
+                        "device": history::device(&activation),
+                    })),
+                )?;
                 let license = License {
                     activations_count: license.activations_count + 1,
                     ..license
@@ -378,6 +401,48 @@ pub fn activate_with(
     }
 }
 
+/// The devices of a license, for `POST /v1/licenses/activations`: the key holder's
+/// software shows them so its user can free one without a web visit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Devices {
+    pub license: LicenseView,
+    pub activations: Vec<DeviceView>,
+}
+
+/// A device as the key holder sees it (no IP address).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// Lists the devices activated on the license with this key (`None`: no such key).
+pub fn devices(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Devices>> {
+    let Some(key) = LicenseKey::parse(key) else {
+        return Ok(None);
+    };
+    let Some((license, product)) = licenses::find(conn, key.as_str())? else {
+        return Ok(None);
+    };
+    let activations = activations::list_for(conn, license.id)?
+        .into_iter()
+        .map(|a| DeviceView {
+            id: a.id,
+            name: a.name,
+            fingerprint: a.fingerprint,
+            created_at: a.created_at,
+            last_seen_at: a.last_seen_at,
+        })
+        .collect();
+    Ok(Some(Devices {
+        license: LicenseView::public(license, &product, Utc::now()),
+        activations,
+    }))
+}
+
 /// The result of a deactivate call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deactivated {
@@ -392,8 +457,18 @@ pub fn deactivate(
     key_or_id: &str,
     which: &activations::Selector,
 ) -> QueryResult<Deactivated> {
+    deactivate_by(conn, &Actor::App, key_or_id, which)
+}
+
+/// [`deactivate`] on behalf of `actor`, who is named in the license history.
+pub fn deactivate_by(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    key_or_id: &str,
+    which: &activations::Selector,
+) -> QueryResult<Deactivated> {
     Ok(
-        match deactivate_with(conn, key_or_id, Some(which), &Expect::default())? {
+        match deactivate_as(conn, actor, key_or_id, Some(which), &Expect::default())? {
             DeactivateOutcome::Done { removed, .. } => match removed.first() {
                 Some(a) => Deactivated::Done(a.id),
                 None => Deactivated::Refused(Code::NotActivated),
@@ -429,6 +504,17 @@ pub fn deactivate_with(
     which: Option<&activations::Selector>,
     expect: &Expect,
 ) -> QueryResult<DeactivateOutcome> {
+    deactivate_as(conn, &Actor::App, key_or_id, which, expect)
+}
+
+/// [`deactivate_with`] on behalf of `actor`, who is named in the license history.
+pub fn deactivate_as(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    key_or_id: &str,
+    which: Option<&activations::Selector>,
+    expect: &Expect,
+) -> QueryResult<DeactivateOutcome> {
     let Some(lookup) = LicenseRef::parse(key_or_id) else {
         return Ok(DeactivateOutcome::Refused(Code::NotFound));
     };
@@ -454,6 +540,17 @@ pub fn deactivate_with(
         let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
         if freed > 0 {
             licenses::release_seats(conn, license.id, freed)?;
+        }
+        for (i, a) in removed.iter().enumerate() {
+            let count = license.activations_count - i as i32;
+            history::record(
+                conn,
+                actor,
+                license.id,
+                "device_deactivated",
+                Some(json!({ "activations_count": count, "device": history::device(a) })),
+                Some(json!({ "activations_count": count - 1 })),
+            )?;
         }
         let license = License {
             activations_count: license.activations_count - freed,

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod history;
 pub mod input;
 pub mod key;
 pub mod signing;

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::db::models::NewLicense;
 use crate::db::{self, outbox, products, stripe_events, Pool};
 use crate::error::AppError;
+use crate::licensing::history::{self, Actor};
 use crate::licensing::LicenseKey;
 pub use api::{ApiError, LineItem, StripeApi};
 use event::{Charge, CheckoutSession, Dispute, Event, Invoice, Subscription};
@@ -178,7 +179,7 @@ fn effect(
                 let status = session.payment_status.as_deref().unwrap_or("unknown");
                 return Ok((format!("awaiting payment (payment_status {status})"), false));
             }
-            mint(conn, &session, prepared, grace_days, now)?
+            mint(conn, event, &session, prepared, grace_days, now)?
         }
         "charge.refunded" => {
             let Some(charge) = event::object::<Charge>(event) else {
@@ -186,13 +187,7 @@ fn effect(
             };
             match (charge.refunded, charge.payment_intent) {
                 (Some(true), Some(pi)) => {
-                    let n = stripe_events::set_status_by_payment_intent(
-                        conn,
-                        &pi,
-                        &["active", "suspended"],
-                        "revoked",
-                    )?
-                    .len();
+                    let n = set_status(conn, event, &pi, &["active", "suspended"], "revoked")?;
                     (format!("revoked {n} license(s): fully refunded"), false)
                 }
                 (Some(true), None) => ("ignored: the charge has no payment intent".into(), false),
@@ -203,9 +198,7 @@ fn effect(
             let Some(pi) = event::object::<Dispute>(event).and_then(|d| d.payment_intent) else {
                 return Ok(("ignored: the dispute has no payment intent".into(), false));
             };
-            let n =
-                stripe_events::set_status_by_payment_intent(conn, &pi, &["active"], "suspended")?
-                    .len();
+            let n = set_status(conn, event, &pi, &["active"], "suspended")?;
             (format!("suspended {n} license(s): disputed"), false)
         }
         "charge.dispute.closed" => {
@@ -217,26 +210,14 @@ fn effect(
             };
             match dispute.status.as_deref() {
                 Some(status @ ("won" | "warning_closed")) => {
-                    let n = stripe_events::set_status_by_payment_intent(
-                        conn,
-                        &pi,
-                        &["suspended"],
-                        "active",
-                    )?
-                    .len();
+                    let n = set_status(conn, event, &pi, &["suspended"], "active")?;
                     (
                         format!("reinstated {n} license(s): dispute {status}"),
                         false,
                     )
                 }
                 Some("lost") => {
-                    let n = stripe_events::set_status_by_payment_intent(
-                        conn,
-                        &pi,
-                        &["active", "suspended"],
-                        "revoked",
-                    )?
-                    .len();
+                    let n = set_status(conn, event, &pi, &["active", "suspended"], "revoked")?;
                     (format!("revoked {n} license(s): dispute lost"), false)
                 }
                 other => (
@@ -262,7 +243,7 @@ fn effect(
             else {
                 return Ok(("ignored: no period end on the invoice".into(), false));
             };
-            let n = stripe_events::extend_subscription(conn, sub, until)?;
+            let n = extend(conn, event, sub, until)?;
             (
                 format!("extended {n} license(s) of {sub} to {}", until.to_rfc3339()),
                 false,
@@ -272,11 +253,66 @@ fn effect(
             let Some(sub) = event::object::<Subscription>(event).and_then(|s| s.id) else {
                 return Ok(unreadable());
             };
-            let n = stripe_events::expire_subscription(conn, &sub, now)?;
+            let n = expire(conn, event, &sub, now)?;
             (format!("expired {n} license(s) of {sub}"), false)
         }
         _ => ("ignored: event type not handled".into(), false),
     })
+}
+
+/// Sets the status of the licenses paid by `payment_intent` whose status is one of
+/// `from`, recording each change as the event's; returns how many changed.
+fn set_status(
+    conn: &mut PgConnection,
+    event: &Event,
+    payment_intent: &str,
+    from: &[&str],
+    to: &str,
+) -> Result<usize, AppError> {
+    let actor = Actor::Stripe(event.id.clone());
+    let changed = stripe_events::set_status_by_payment_intent(conn, payment_intent, from, to)?;
+    for (id, was) in &changed {
+        let before = serde_json::json!({ "status": was });
+        let after = serde_json::json!({ "status": to });
+        history::record(conn, &actor, *id, "updated", Some(before), Some(after))?;
+    }
+    Ok(changed.len())
+}
+
+/// Records expiry changes made by an event.
+fn record_expiry(
+    conn: &mut PgConnection,
+    event: &Event,
+    changed: &[(Uuid, Option<DateTime<Utc>>)],
+    to: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let actor = Actor::Stripe(event.id.clone());
+    for (id, was) in changed {
+        let before = serde_json::json!({ "expires_at": was });
+        let after = serde_json::json!({ "expires_at": to });
+        history::record(conn, &actor, *id, "updated", Some(before), Some(after))?;
+    }
+    Ok(changed.len())
+}
+
+fn extend(
+    conn: &mut PgConnection,
+    event: &Event,
+    subscription: &str,
+    until: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let changed = stripe_events::extend_subscription(conn, subscription, until)?;
+    record_expiry(conn, event, &changed, until)
+}
+
+fn expire(
+    conn: &mut PgConnection,
+    event: &Event,
+    subscription: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let changed = stripe_events::expire_subscription(conn, subscription, now)?;
+    record_expiry(conn, event, &changed, now)
 }
 
 /// Period end plus the grace days, as a time; `None` for an absurd timestamp.
@@ -291,6 +327,7 @@ fn paid_until(period_end: i64, grace_days: u32) -> Option<DateTime<Utc>> {
 /// session a no-op, whichever event triggers it.
 fn mint(
     conn: &mut PgConnection,
+    event: &Event,
     session: &CheckoutSession,
     prepared: &Prepared,
     grace_days: u32,
@@ -317,6 +354,7 @@ fn mint(
     // same first row instead of deadlocking.
     items.sort_by(|a, b| a.id.cmp(&b.id));
 
+    let actor = Actor::Stripe(event.id.clone());
     let mut minted: Vec<Uuid> = Vec::new();
     let mut unmapped = 0usize;
     let mut already = 0usize;
@@ -355,14 +393,22 @@ fn mint(
                 metadata: serde_json::json!({}),
             };
             match stripe_events::insert_minted(conn, &new)? {
-                Some(license) => minted.push(license.id),
+                Some(license) => {
+                    let snapshot = history::snapshot(&license);
+                    history::record(conn, &actor, license.id, "created", None, Some(snapshot))?;
+                    minted.push(license.id);
+                }
                 None => already += 1,
             }
         }
     }
     let queued = !minted.is_empty();
     if queued {
-        outbox::enqueue_license_email(conn, email, &minted)?;
+        let email_id = outbox::enqueue_license_email(conn, email, &minted)?;
+        let after = serde_json::json!({ "email_id": email_id, "to": email });
+        for id in &minted {
+            history::record(conn, &actor, *id, "email_queued", None, Some(after.clone()))?;
+        }
     }
     let mut outcome = format!("minted {} license(s)", minted.len());
     if already > 0 {

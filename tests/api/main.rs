@@ -2,6 +2,7 @@
 //! Postgres database of its own.
 
 mod helpers;
+mod history;
 
 mod activation;
 mod admin;

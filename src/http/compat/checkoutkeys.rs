@@ -15,6 +15,7 @@ use crate::http::extract::Admin;
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, Code, ValidateRequest};
+use crate::licensing::history::Actor;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(public_route(
@@ -119,6 +120,10 @@ async fn activate_deactivate(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let actor = match &admin {
+        Ok(Admin(token)) => Actor::ApiToken(token.name.clone()),
+        Err(_) => Actor::App,
+    };
     if let Some(refusal) = refuse_unless_seller(admin)? {
         return Ok(refusal);
     }
@@ -144,7 +149,7 @@ async fn activate_deactivate(
     };
     let key = text("licenseKey");
     let outcome = db::run(&state.pool, move |conn| {
-        admin::set_license_enabled(conn, &key, enabled)
+        admin::set_license_enabled(conn, &actor, &key, enabled)
     })
     .await;
     Ok(match outcome {
