@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::db;
 use crate::error::AppError;
 use crate::http::{extract::hash_token, Application};
+use crate::licensing::accounts;
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
 use crate::licensing::history::Actor;
 use crate::licensing::signing::Signer;
@@ -42,6 +43,9 @@ enum Command {
     /// Create and inspect licenses.
     #[command(subcommand)]
     License(LicenseCommand),
+    /// Seller accounts for the dashboard at /admin.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Helpers for connecting Stripe.
     #[command(subcommand)]
     Stripe(StripeCommand),
@@ -124,6 +128,21 @@ struct ProductArgs {
     /// Letters put in front of this product's keys, e.g. MYAPP.
     #[arg(long)]
     key_prefix: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a dashboard account. Without --password-stdin a strong password is
+    /// generated and printed once, alone on its line; only its argon2id hash is stored.
+    Create {
+        /// The email the seller signs in with.
+        #[arg(long)]
+        email: String,
+        /// Read the password (12 to 1024 characters) from the first line of standard
+        /// input instead, e.g. `printf '%s\n' "$PW" | licensd user create --email ... --password-stdin`.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +322,30 @@ fn sign_event(
     })
 }
 
+/// `licensd user create`.
+fn create_user(
+    conn: &mut diesel::PgConnection,
+    email: &str,
+    password_stdin: bool,
+) -> Result<(), AppError> {
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(AppError::internal)?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        (accounts::generate_password(), true)
+    };
+    let user = accounts::create_user(conn, email, &password)?;
+    eprintln!("licensd: created dashboard user {}", user.email);
+    if generated {
+        print_line(&password)?;
+        eprintln!("licensd: this password is shown once; store it now");
+    }
+    Ok(())
+}
+
 impl Command {
     fn run(self, settings: Settings) -> Result<(), AppError> {
         if let Command::Stripe(StripeCommand::SignEvent {
@@ -331,6 +374,10 @@ impl Command {
         )?;
         let conn = &mut pool.get()?;
         match self {
+            Command::User(UserCommand::Create {
+                email,
+                password_stdin,
+            }) => create_user(conn, &email, password_stdin),
             Command::SigningKey(SigningKeyCommand::Show) => {
                 let signer = Signer::load(conn, settings.signing_key.as_ref())?;
                 let public = signer.public_key();

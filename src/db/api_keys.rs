@@ -34,3 +34,23 @@ pub fn authenticate(conn: &mut PgConnection, token_sha256: &[u8]) -> QueryResult
     }
     Ok(key)
 }
+
+/// Every token, newest first (revoked ones too, marked).
+pub fn list_all(conn: &mut PgConnection) -> QueryResult<Vec<ApiKey>> {
+    api_keys::table
+        .order(api_keys::created_at.desc())
+        .select(ApiKey::as_select())
+        .load(conn)
+}
+
+/// Revokes a token; `false` if there is no such unrevoked token.
+pub fn revoke_by_id(conn: &mut PgConnection, id: uuid::Uuid) -> QueryResult<bool> {
+    let n = diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(Utc::now()))
+    .execute(conn)?;
+    Ok(n == 1)
+}

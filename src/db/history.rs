@@ -53,3 +53,20 @@ pub fn list_for(
     rows.reverse();
     Ok(rows)
 }
+
+/// When `actor_kind` last recorded `action` on a license.
+pub fn last_at(
+    conn: &mut PgConnection,
+    license_id: Uuid,
+    actor_kind: &str,
+    action: &str,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    license_history::table
+        .filter(license_history::license_id.eq(license_id))
+        .filter(license_history::actor_kind.eq(actor_kind))
+        .filter(license_history::action.eq(action))
+        .order(license_history::id.desc())
+        .select(license_history::at)
+        .first(conn)
+        .optional()
+}

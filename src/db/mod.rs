@@ -13,6 +13,7 @@ pub mod schema;
 pub mod signing_keys;
 pub mod stats;
 pub mod stripe_events;
+pub mod web;
 
 use std::time::Duration;
 

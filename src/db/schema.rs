@@ -36,6 +36,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        link_url -> Nullable<Text>,
     }
 }
 
@@ -77,6 +78,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_attempts (id) {
+        id -> Int8,
+        key -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    portal_links (id) {
+        id -> Uuid,
+        token_sha256 -> Bytea,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     product_prices (stripe_price_id) {
         stripe_price_id -> Text,
         product_id -> Uuid,
@@ -114,10 +134,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    web_sessions (id) {
+        id -> Uuid,
+        token_sha256 -> Bytea,
+        user_id -> Nullable<Uuid>,
+        buyer_email -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(activations -> licenses (license_id));
 diesel::joinable!(license_history -> licenses (license_id));
 diesel::joinable!(licenses -> products (product_id));
 diesel::joinable!(product_prices -> products (product_id));
+diesel::joinable!(web_sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activations,
@@ -125,8 +166,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_outbox,
     license_history,
     licenses,
+    login_attempts,
+    portal_links,
     product_prices,
     products,
     signing_keys,
     stripe_events,
+    users,
+    web_sessions,
 );

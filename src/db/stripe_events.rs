@@ -128,3 +128,31 @@ fn set_expiry(
         .execute(conn)?;
     Ok(())
 }
+
+/// An event as the dashboard lists it (without its payload).
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct EventSummary {
+    pub id: String,
+    pub event_type: String,
+    pub received_at: DateTime<Utc>,
+    pub outcome: String,
+}
+
+/// Events received since `since`, newest first (at most `limit`).
+pub fn recent(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<EventSummary>> {
+    stripe_events::table
+        .filter(stripe_events::received_at.ge(since))
+        .order(stripe_events::received_at.desc())
+        .limit(limit)
+        .select((
+            stripe_events::id,
+            stripe_events::event_type,
+            stripe_events::received_at,
+            stripe_events::outcome,
+        ))
+        .load(conn)
+}

@@ -50,6 +50,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// The database to `LISTEN` on for emails other instances queue; none: poll only.
     pub listen_url: Option<SecretString>,
+    /// Minutes a portal sign-in link works (said in its email).
+    pub portal_link_minutes: u32,
 }
 
 /// The running worker; [`Worker::stop`] lets the sends in progress finish.
@@ -232,7 +234,11 @@ async fn deliver(
     let id = email.id;
     let attempts = u32::try_from(email.attempts).unwrap_or(u32::MAX);
     let result = send(pool, mailer, templates, config, &email).await;
-    let licenses: Vec<Uuid> = email.license_ids.iter().flatten().copied().collect();
+    // A portal sign-in email changes no license: nothing for their history.
+    let licenses: Vec<Uuid> = match email.kind.as_str() {
+        "license_keys" => email.license_ids.iter().flatten().copied().collect(),
+        _ => Vec::new(),
+    };
     let to = email.recipient.clone();
     let recorded = match result {
         Ok(()) => {
@@ -337,7 +343,14 @@ async fn send(
             "the licenses of this email no longer exist",
         ));
     }
-    let ctx = LicenseEmail::new(&email.recipient, &rows, &config.public_url);
+    let mut ctx = LicenseEmail::new(&email.recipient, &rows, &config.public_url);
+    if email.kind == "portal_link" {
+        let Some(link) = email.link_url.clone() else {
+            return Err(Failure::permanent("the sign-in link is gone"));
+        };
+        ctx.sign_in_link = Some(link);
+        ctx.link_minutes = config.portal_link_minutes;
+    }
     let rendered = templates.render(&ctx).map_err(Failure::permanent)?;
     let message = build_message(email.id, &config.mail_from, &email.recipient, rendered)
         .map_err(Failure::permanent)?;

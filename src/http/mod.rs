@@ -13,6 +13,7 @@ mod ops;
 mod public;
 mod request_log;
 pub mod signing;
+mod ui;
 mod webhook;
 
 use std::net::TcpListener;
@@ -156,6 +157,7 @@ impl Application {
                 .configure(webhook::routes)
                 .configure(|cfg| compat::routes(cfg, &state.settings))
                 .configure(openapi::routes)
+                .configure(ui::routes)
         })
         .listen(listener)
         .map_err(AppError::internal)?
@@ -177,6 +179,7 @@ impl Application {
                 max_attempts: settings.mail_max_attempts,
                 concurrency: settings.mail_concurrency.max(1) as usize,
                 listen_url: Some(settings.database_url.clone()),
+                portal_link_minutes: settings.portal_link_ttl_minutes,
             },
             mail_wake,
         );

@@ -1,11 +1,14 @@
 //! The licensing domain: what a license is, how keys look, and the decisions the
 //! public API, the admin API, the CLI and the compatibility adapters share.
 
+pub mod accounts;
 pub mod admin;
 pub mod check;
+pub mod dashboard;
 pub mod history;
 pub mod input;
 pub mod key;
+pub mod portal;
 pub mod signing;
 pub mod views;
 
