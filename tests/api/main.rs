@@ -21,3 +21,4 @@ mod signing;
 mod smtp_server;
 mod stripe;
 mod validate;
+mod web;

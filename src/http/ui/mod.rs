@@ -69,6 +69,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
         let mut env = minijinja::Environment::new();
         // `.html` templates escape every value unless it is marked safe (only the chart is).
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         env.add_filter("dt", datetime);
         env.add_filter("compact", compact);
         for (name, source) in TEMPLATES {
@@ -360,4 +361,14 @@ pub struct Layout<'a> {
     /// The signed-in buyer's email (portal pages).
     pub buyer: Option<&'a str>,
     pub section: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_parses() {
+        for (name, _) in super::TEMPLATES {
+            super::templates().get_template(name).unwrap();
+        }
+    }
 }
