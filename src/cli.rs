@@ -14,6 +14,7 @@ use crate::error::AppError;
 use crate::http::{extract::hash_token, Application};
 use crate::licensing::accounts;
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
+use crate::licensing::api_keys;
 use crate::licensing::history::Actor;
 use crate::licensing::signing::Signer;
 
@@ -97,6 +98,15 @@ enum ApiKeyCommand {
         /// A label to recognise the token by, e.g. "laptop" or "ci".
         #[arg(long)]
         name: String,
+    },
+    /// List admin tokens as JSON: id, name, created, last used and revoked times. The
+    /// tokens themselves are never shown (only their hashes are stored).
+    List,
+    /// Revoke an admin token by its id (from `api-key list`); it is refused from its
+    /// next request on. Revoking a revoked token changes nothing.
+    Revoke {
+        /// The token's id, as `api-key list` shows it.
+        id: String,
     },
 }
 
@@ -403,6 +413,16 @@ impl Command {
                 db::api_keys::insert(conn, name, &hash_token(&token))?;
                 print_line(&token)?;
                 eprintln!("licensd: this token is shown once; store it now");
+                Ok(())
+            }
+            Command::ApiKey(ApiKeyCommand::List) => print_json(&api_keys::list(conn)?),
+            Command::ApiKey(ApiKeyCommand::Revoke { id }) => {
+                let revoked = api_keys::revoke(conn, &id)?;
+                print_json(&revoked)?;
+                eprintln!(
+                    "licensd: api key {} ({}) is revoked",
+                    revoked.id, revoked.name
+                );
                 Ok(())
             }
             Command::Product(ProductCommand::Create(a)) => {

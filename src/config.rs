@@ -46,6 +46,8 @@ pub struct Settings {
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub smtp_url: Option<SecretString>,
+    /// The longest one email may take over SMTP, connect to final answer (at most 300).
+    pub smtp_timeout_secs: u64,
     pub mail_dir: PathBuf,
     pub mail_from: String,
     /// Folder of email template overrides; unset: `templates/` beside the config file.

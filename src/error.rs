@@ -36,6 +36,14 @@ pub enum AppError {
     #[error("too many requests: retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
 
+    /// 429: a named per-resource limit (e.g. emails per license per hour) is reached.
+    #[error("{message}")]
+    LimitReached {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
+
     /// 400 on the Stripe webhook: the signature did not verify.
     #[error("{0}")]
     InvalidSignature(&'static str),
@@ -92,7 +100,9 @@ impl AppError {
     /// The `error.code` sent to clients.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::BadRequest { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::LimitReached { code, .. } => code,
             AppError::Unauthorized => "unauthorized",
             AppError::NotFound { .. } => "not_found",
             AppError::PayloadTooLarge { .. } => "payload_too_large",

@@ -35,22 +35,26 @@ pub fn authenticate(conn: &mut PgConnection, token_sha256: &[u8]) -> QueryResult
     Ok(key)
 }
 
-/// Every token, newest first (revoked ones too, marked).
-pub fn list_all(conn: &mut PgConnection) -> QueryResult<Vec<ApiKey>> {
+/// Every token's record (never the token: only its hash is stored), oldest first.
+pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<ApiKey>> {
     api_keys::table
-        .order(api_keys::created_at.desc())
+        .order((api_keys::created_at, api_keys::id))
         .select(ApiKey::as_select())
         .load(conn)
 }
 
-/// Revokes a token; `false` if there is no such unrevoked token.
-pub fn revoke_by_id(conn: &mut PgConnection, id: uuid::Uuid) -> QueryResult<bool> {
-    let n = diesel::update(
+/// Revokes a token; revoking a revoked one changes nothing. `None`: no such key.
+pub fn revoke(conn: &mut PgConnection, id: uuid::Uuid) -> QueryResult<Option<ApiKey>> {
+    diesel::update(
         api_keys::table
             .find(id)
             .filter(api_keys::revoked_at.is_null()),
     )
     .set(api_keys::revoked_at.eq(Utc::now()))
     .execute(conn)?;
-    Ok(n == 1)
+    api_keys::table
+        .find(id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()
 }

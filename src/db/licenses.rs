@@ -115,6 +115,16 @@ pub fn list(
     Ok((rows, total))
 }
 
+/// Locks the license row until the transaction ends (serialises changes to one license).
+pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
+    licenses::table
+        .find(id)
+        .select(licenses::id)
+        .for_update()
+        .first::<Uuid>(conn)?;
+    Ok(())
+}
+
 pub fn update(conn: &mut PgConnection, id: Uuid, changes: &LicenseChanges) -> QueryResult<License> {
     diesel::update(licenses::table.find(id))
         .set(changes)
@@ -167,16 +177,6 @@ pub fn of_email(
         .limit(limit)
         .select((License::as_select(), Product::as_select()))
         .load(conn)
-}
-
-/// Locks a license row until the transaction ends.
-pub fn lock(conn: &mut PgConnection, id: Uuid) -> QueryResult<()> {
-    licenses::table
-        .find(id)
-        .select(licenses::id)
-        .for_update()
-        .first::<Uuid>(conn)?;
-    Ok(())
 }
 
 /// What the dashboard's one search box found the query to be.

@@ -9,6 +9,7 @@ pub mod licenses;
 pub mod models;
 pub mod outbox;
 pub mod products;
+pub mod reversals;
 pub mod schema;
 pub mod signing_keys;
 pub mod stats;

@@ -141,6 +141,51 @@ pub fn mark_failed(
     Ok(())
 }
 
+/// An email to `recipient` listing exactly this license that has not gone out yet
+/// (queued, between retries, or being sent): a resend joins it instead of queueing
+/// another. One waiting for a retry is made due at once.
+pub fn hurry_pending(
+    conn: &mut PgConnection,
+    license_id: Uuid,
+    recipient: &str,
+) -> QueryResult<Option<Uuid>> {
+    let found: Option<Uuid> = email_outbox::table
+        .filter(email_outbox::license_ids.eq(vec![Some(license_id)]))
+        .filter(email_outbox::recipient.eq(recipient))
+        .filter(email_outbox::status.eq_any(["pending", "sending"]))
+        .order(email_outbox::created_at.desc())
+        .select(email_outbox::id)
+        .first(conn)
+        .optional()?;
+    if let Some(id) = found {
+        diesel::update(
+            email_outbox::table
+                .find(id)
+                .filter(email_outbox::status.eq("pending")),
+        )
+        .set(email_outbox::next_attempt_at.eq(now))
+        .execute(conn)?;
+        diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+    }
+    Ok(found)
+}
+
+/// The emails listing this license queued since `since`: how many, and the oldest's time.
+pub fn queued_since(
+    conn: &mut PgConnection,
+    license_id: Uuid,
+    since: DateTime<Utc>,
+) -> QueryResult<(i64, Option<DateTime<Utc>>)> {
+    email_outbox::table
+        .filter(email_outbox::license_ids.contains(vec![Some(license_id)]))
+        .filter(email_outbox::created_at.gt(since))
+        .select((
+            diesel::dsl::count_star(),
+            diesel::dsl::min(email_outbox::created_at),
+        ))
+        .first(conn)
+}
+
 /// The most recent email that lists this license.
 pub fn latest_for_license(
     conn: &mut PgConnection,

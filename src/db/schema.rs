@@ -135,6 +135,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    stripe_reversals (source_id) {
+        source_id -> Text,
+        payment_intent_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        action -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         email -> Text,
@@ -172,6 +183,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     signing_keys,
     stripe_events,
+    stripe_reversals,
     users,
     web_sessions,
 );

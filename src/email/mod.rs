@@ -6,11 +6,12 @@ pub mod worker;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use uuid::Uuid;
@@ -245,7 +246,10 @@ pub fn build_message(
 
 /// Where email goes: an SMTP server, or `.eml` files in a folder.
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        deadline: Duration,
+    },
     Files(PathBuf),
 }
 
@@ -253,32 +257,39 @@ pub enum Mailer {
 impl fmt::Debug for Mailer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Mailer::Smtp { .. } => f.write_str("Mailer::Smtp"),
             Mailer::Files(dir) => write!(f, "Mailer::Files({})", dir.display()),
         }
     }
 }
 
-/// How long one SMTP exchange may take; well inside the worker's claim lease.
-pub const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest SMTP deadline accepted; the worker's claim lease must outlast any send.
+pub const MAX_SMTP_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Mailer {
     /// `connections`: the most SMTP connections kept open and reused, one per email
-    /// being sent at once (the worker's `mail_concurrency`).
+    /// being sent at once (the worker's `mail_concurrency`). `deadline`: the longest
+    /// one message may take, from connecting to the server's answer after DATA.
     pub fn new(
         smtp_url: Option<&SecretString>,
         mail_dir: &Path,
         connections: u32,
+        deadline: Duration,
     ) -> Result<Self, EmailError> {
+        let deadline = deadline.clamp(Duration::from_millis(100), MAX_SMTP_TIMEOUT);
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     // lettre's error names the problem, not the URL.
                     .map_err(|e| EmailError::SmtpUrl(e.to_string()))?
-                    .timeout(Some(SMTP_TIMEOUT))
+                    // lettre's async transport applies this to the TCP connect only.
+                    .timeout(Some(deadline))
                     .pool_config(PoolConfig::new().max_size(connections.max(1)))
                     .build();
-                Ok(Mailer::Smtp(transport))
+                Ok(Mailer::Smtp {
+                    transport,
+                    deadline,
+                })
             }
             None => Ok(Mailer::Files(mail_dir.to_owned())),
         }
@@ -286,23 +297,55 @@ impl Mailer {
 
     pub async fn send(&self, message: Message) -> Result<(), EmailError> {
         match self {
-            Mailer::Smtp(t) => t
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| EmailError::Send(format!("SMTP: {e}"))),
-            Mailer::Files(dir) => {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(|e| EmailError::Send(format!("{}: {e}", dir.display())))?;
-                AsyncFileTransport::<Tokio1Executor>::new(dir)
-                    .send(message)
-                    .await
+            // The greeting, every command and DATA all fall under the deadline: a server
+            // that accepts and then says nothing costs one deadline, not the worker.
+            Mailer::Smtp {
+                transport,
+                deadline,
+            } => match tokio::time::timeout(*deadline, transport.send(message)).await {
+                Ok(sent) => sent
                     .map(|_| ())
-                    .map_err(|e| EmailError::Send(format!("{}: {e}", dir.display())))
+                    .map_err(|e| EmailError::Send(format!("SMTP: {e}"))),
+                Err(_) => Err(EmailError::Send(format!(
+                    "SMTP: timed out: no complete answer within {} ms (LICENSD_SMTP_TIMEOUT_SECS)",
+                    deadline.as_millis()
+                ))),
+            },
+            Mailer::Files(dir) => {
+                let dir = dir.clone();
+                let name = format!("{}.eml", Uuid::new_v4());
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &bytes))
+                    .await
+                    .map_err(|e| EmailError::Send(e.to_string()))?
             }
         }
     }
+}
+
+/// Writes `dir/name` so that it either appears whole or not at all: a temporary file
+/// in the same folder, synced, then renamed over the name. On any failure (a full
+/// disk, say) the temporary file is removed and nothing is left behind.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), EmailError> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| EmailError::Send(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let temp = dir.join(format!(".{name}.tmp"));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, dir.join(name))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(failed(e));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -312,7 +355,8 @@ mod tests {
     #[tokio::test]
     async fn debug_never_shows_the_smtp_url() {
         let url = SecretString::from("smtps://user:hunter2@smtp.example.com".to_owned());
-        let mailer = Mailer::new(Some(&url), Path::new("/tmp"), 4).unwrap();
+        let mailer =
+            Mailer::new(Some(&url), Path::new("/tmp"), 4, Duration::from_secs(30)).unwrap();
         let shown = format!("{mailer:?}");
         assert!(
             !shown.contains("hunter2") && !shown.contains("example"),
@@ -365,6 +409,32 @@ mod tests {
         std::fs::write(dir.join("license_email.txt"), "{% for %}").unwrap();
         let err = Templates::load(Some(&dir)).unwrap_err();
         assert!(err.to_string().contains("license_email.txt"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_eml_that_cannot_be_written_whole_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("licensd-eml-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_atomically(&dir, "ok.eml", b"Subject: hi\r\n\r\nbody").unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("ok.eml")).unwrap(),
+            b"Subject: hi\r\n\r\nbody"
+        );
+        // A full disk: the temporary file is /dev/full, where every write fails (ENOSPC).
+        std::os::unix::fs::symlink("/dev/full", dir.join(".full.eml.tmp")).unwrap();
+        let err = write_atomically(&dir, "full.eml", &[b'x'; 4096]).unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["ok.eml"],
+            "no partial, 0-byte or temporary file is left"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

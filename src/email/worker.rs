@@ -23,7 +23,7 @@ use crate::licensing::history::{self, Actor};
 use serde_json::json;
 use uuid::Uuid;
 
-/// How long a claim holds a row; longer than any send can take ([`super::SMTP_TIMEOUT`]),
+/// How long a claim holds a row; longer than any send can take ([`super::MAX_SMTP_TIMEOUT`]),
 /// so a row is only re-claimed when its worker is gone.
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// Longest wait between attempts.

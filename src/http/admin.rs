@@ -11,6 +11,7 @@ use crate::error::AppError;
 use crate::licensing::admin::{
     self, CreateLicense, CreateProduct, ListLicenses, UpdateLicense, UpdateProduct,
 };
+use crate::licensing::api_keys;
 use crate::licensing::check::{self, Deactivated};
 use crate::licensing::history::Actor;
 
@@ -27,6 +28,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/licenses/{license}/resend-email"),
     ("GET", "/v1/licenses/{license}/history"),
     ("DELETE", "/v1/licenses/{license}/activations/{activation}"),
+    ("GET", "/v1/api-keys"),
+    ("DELETE", "/v1/api-keys/{api_key}"),
 ];
 
 /// This module's part of the OpenAPI document.
@@ -42,7 +45,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     update_license,
     resend_email,
     license_history,
-    delete_activation
+    delete_activation,
+    list_api_keys,
+    revoke_api_key
 ))]
 pub struct Api;
 
@@ -74,7 +79,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/licenses/{license}/activations/{activation}")
             .route(web::delete().to(delete_activation)),
-    );
+    )
+    .service(web::resource("/v1/api-keys").route(web::get().to(list_api_keys)))
+    .service(web::resource("/v1/api-keys/{api_key}").route(web::delete().to(revoke_api_key)));
 }
 
 #[utoipa::path(post, path = "/v1/products", tag = "admin", security(("admin_token" = [])),
@@ -184,19 +191,21 @@ async fn update_license(
 }
 
 #[utoipa::path(post, path = "/v1/licenses/{license}/resend-email", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
-    responses((status = 202, description = "`{queued: true, email_id}`", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+    responses((status = 202, description = "`{queued: true, email_id, coalesced}`; `coalesced` when the license's email was still pending and the resend joined it", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 429, description = "`email_limit`: at most 5 emails per license per hour (Retry-After)", body = super::openapi::ErrorBody)))]
 async fn resend_email(
     Admin(token): Admin,
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let actor = Actor::ApiToken(token.name);
-    let email_id = db::run(&state.pool, move |conn| {
+    let resent = db::run(&state.pool, move |conn| {
         admin::resend_email(conn, &actor, &path)
     })
     .await?;
     state.wake_mailer();
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "queued": true, "email_id": email_id })))
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "queued": true, "email_id": resent.email_id, "coalesced": resent.coalesced,
+    })))
 }
 
 #[utoipa::path(get, path = "/v1/licenses/{license}/history", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
@@ -235,4 +244,23 @@ async fn delete_activation(
         Deactivated::Refused(check::Code::NotFound) => Err(AppError::not_found("license")),
         Deactivated::Refused(_) => Err(AppError::not_found("activation")),
     }
+}
+
+#[utoipa::path(get, path = "/v1/api-keys", tag = "admin", security(("admin_token" = [])),
+    responses((status = 200, description = "`{data: [{id, name, created_at, last_used_at, revoked_at}]}`; tokens are never shown", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody)))]
+async fn list_api_keys(_: Admin, state: web::Data<State>) -> Result<HttpResponse, AppError> {
+    let keys = db::run(&state.pool, api_keys::list).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": keys })))
+}
+
+#[utoipa::path(delete, path = "/v1/api-keys/{api_key}", tag = "admin", security(("admin_token" = [])), params(("api_key" = String, Path, description = "The token's id (from the list)")),
+    responses((status = 200, description = "The revoked key `{id, name, created_at, last_used_at, revoked_at}`; its token is refused from now on", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+async fn revoke_api_key(
+    _: Admin,
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let revoked = db::run(&state.pool, move |conn| api_keys::revoke(conn, &path)).await?;
+    tracing::info!(api_key = %revoked.id, "admin token revoked");
+    Ok(HttpResponse::Ok().json(revoked))
 }

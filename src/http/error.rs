@@ -22,7 +22,9 @@ impl ResponseError for AppError {
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } | AppError::LimitReached { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::StripeNotConfigured
             | AppError::StripeUnavailable(_)
             | AppError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -44,7 +46,11 @@ impl ResponseError for AppError {
             tracing::error!(code = self.code(), "{self}{chain}");
         }
         let mut response = HttpResponse::build(status);
-        if let AppError::RateLimited { retry_after_secs } = self {
+        if let AppError::RateLimited { retry_after_secs }
+        | AppError::LimitReached {
+            retry_after_secs, ..
+        } = self
+        {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         response.json(error_body(self.code(), &self.to_string()))

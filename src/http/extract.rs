@@ -39,8 +39,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-/// Reads JSON with the error conventions of [`Json`].
+/// Reads JSON with the error conventions of [`Json`]. A NUL character anywhere (which
+/// Postgres cannot store) is a 422 naming the field that holds it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        if let Some(field) = nul_field(&value, String::new()) {
+            return Err(AppError::invalid(field, NUL_PROBLEM));
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -72,6 +78,42 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             ),
         }
     })
+}
+
+/// The problem named when an input holds a NUL character.
+pub const NUL_PROBLEM: &str = "must not contain NUL (\\u0000) characters";
+
+/// The path (`metadata.note`, `stripe_price_ids[1]`) of the first string or key that
+/// holds a NUL character, if any.
+fn nul_field(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    let here = || {
+        if at.is_empty() {
+            ".".to_owned()
+        } else {
+            at.clone()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(here()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_field(v, format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let path = if at.is_empty() {
+                k.replace('\0', "\\u0000")
+            } else {
+                format!("{at}.{}", k.replace('\0', "\\u0000"))
+            };
+            if k.contains('\0') {
+                Some(path)
+            } else {
+                nul_field(v, path)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// serde_json appends " at line 1 column 12" to data errors; the field name says more.

@@ -6,10 +6,13 @@ mod admin;
 pub mod compat;
 pub mod error;
 pub mod extract;
+pub mod front;
 pub mod limits;
 mod metrics;
+mod nul;
 pub mod openapi;
 mod ops;
+mod proxy_hint;
 mod public;
 mod request_log;
 pub mod signing;
@@ -123,6 +126,7 @@ impl Application {
             settings.smtp_url.as_ref(),
             &settings.mail_dir,
             settings.mail_concurrency,
+            Duration::from_secs(settings.smtp_timeout_secs),
         )
         .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
         let mail_wake = Arc::new(Notify::new());
@@ -138,15 +142,21 @@ impl Application {
             )),
         });
 
+        let proxy_hint = web::Data::new(proxy_hint::ProxyHint::new(
+            !settings.trusted_proxies.is_empty(),
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(proxy_hint.clone())
                 .app_data(web::PayloadConfig::new(state.settings.body_limit_bytes))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|_, _| AppError::not_found("resource").into()),
                 )
+                .wrap(from_fn(nul::reject))
+                .wrap(from_fn(proxy_hint::check))
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())

@@ -9,19 +9,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::Json;
-use super::limits::{mark_failed_lookup, PublicLimits};
-use super::signing::Signed;
+use super::front::{self, license_route};
 use super::State;
-use crate::db::{self, activations::Selector};
+use crate::db::activations::Selector;
 use crate::error::AppError;
-use crate::licensing::check::{
-    self, ActivateRequest, Activated, Code, Deactivated, ValidateRequest,
-};
+use crate::licensing::check::{Activated, Code, Deactivated, Expect, ValidateRequest, Validation};
 use crate::licensing::input::{optional_name, Fingerprint};
-use crate::licensing::key::LicenseKey;
-use crate::licensing::signing::{self, CheckoutRequest};
+use crate::licensing::signing::CheckoutRequest;
 use crate::licensing::views::ActivationView;
-use crate::metrics;
 
 /// The routes of this module, for the OpenAPI check (see `http::routes`).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -39,7 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub struct Api;
 
 /// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these
-/// paths. Each public resource is signed and abuse-limited: `.wrap(PublicLimits).wrap(Signed)`.
+/// paths. Each is a license route of the front door (signed and abuse-limited).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for (path, route) in [
         ("/v1/licenses/validate", web::post().to(validate)),
@@ -48,12 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         ("/v1/licenses/checkout", web::post().to(checkout)),
         ("/v1/licenses/activations", web::post().to(activations)),
     ] {
-        cfg.service(
-            web::resource(path)
-                .wrap(PublicLimits)
-                .wrap(Signed)
-                .route(route),
-        );
+        cfg.service(license_route(path, [route]));
     }
     cfg.route("/v1/signing-key", web::get().to(signing_key));
 }
@@ -91,6 +81,7 @@ pub struct ValidateBody {
     ))]
 async fn validate(
     state: web::Data<State>,
+    http: HttpRequest,
     body: Json<ValidateBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
@@ -105,17 +96,8 @@ async fn validate(
         product: body.product,
         email: body.email,
     };
-    let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-    let answer = db::run(&state.pool, move |conn| {
-        Ok(check::validate(conn, &req, interval)?)
-    })
-    .await?;
-    metrics::record_validation(answer.code.as_str());
-    let mut res = HttpResponse::Ok().json(&answer);
-    if answer.code == Code::NotFound {
-        mark_failed_lookup(&mut res);
-    }
-    Ok(res)
+    let answer = Validation::from(front::validate(&state, &http, req).await?);
+    Ok(HttpResponse::Ok().json(&answer))
 }
 
 /// `POST /v1/licenses/activate`.
@@ -138,12 +120,8 @@ fn refusal(flag: &str, code: Code) -> HttpResponse {
         Code::TooManyActivations => StatusCode::CONFLICT,
         _ => StatusCode::FORBIDDEN,
     };
-    let mut res = HttpResponse::build(status)
-        .json(json!({ flag: false, "code": code, "message": code.message() }));
-    if code == Code::NotFound {
-        mark_failed_lookup(&mut res);
-    }
-    res
+    HttpResponse::build(status)
+        .json(json!({ flag: false, "code": code, "message": code.message() }))
 }
 
 #[utoipa::path(post, path = "/v1/licenses/activate", tag = "public",
@@ -163,25 +141,13 @@ async fn activate(
     body: Json<ActivateBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
-    let req = ActivateRequest {
+    let req = front::Activate {
         key: required_key(&body.key)?,
         fingerprint: Fingerprint::parse("fingerprint", &body.fingerprint)?,
         name: optional_name("name", body.name.as_deref(), 255)?,
-        ip: state.limits.client_ip(&http).map(|ip| ip.to_string()),
+        expect: Expect::default(),
     };
-    let limit_key = LicenseKey::parse(&req.key).map_or_else(
-        || req.key.trim().to_ascii_uppercase(),
-        LicenseKey::into_string,
-    );
-    state
-        .limits
-        .activation_attempt(&state.settings, &limit_key)?;
-    let outcome = db::run(&state.pool, move |conn| Ok(check::activate(conn, &req)?)).await?;
-    metrics::record_activation(match &outcome {
-        Activated::New { .. } => "NEW",
-        Activated::Existing { .. } => "EXISTING",
-        Activated::Refused(code) => code.as_str(),
-    });
+    let outcome = Activated::from(front::activate(&state, &http, req).await?);
     Ok(match outcome {
         Activated::New {
             activation,
@@ -221,6 +187,7 @@ pub struct DeactivateBody {
     ))]
 async fn deactivate(
     state: web::Data<State>,
+    http: HttpRequest,
     body: Json<DeactivateBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
@@ -239,10 +206,12 @@ async fn deactivate(
             ))
         }
     };
-    let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::deactivate(conn, &key, &which)?)
-    })
-    .await?;
+    let req = front::Deactivate {
+        key,
+        which: Some(which),
+        expect: Expect::default(),
+    };
+    let outcome = Deactivated::from(front::deactivate(&state, &http, req).await?);
     Ok(match outcome {
         Deactivated::Done(id) => {
             HttpResponse::Ok().json(json!({ "deactivated": true, "activation_id": id }))
@@ -276,6 +245,7 @@ pub struct CheckoutBody {
     ))]
 async fn checkout(
     state: web::Data<State>,
+    http: HttpRequest,
     body: Json<CheckoutBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.0;
@@ -298,12 +268,7 @@ async fn checkout(
             .transpose()?,
         ttl: Duration::days(ttl_days),
     };
-    let signer = state.signer.clone();
-    let outcome = db::run(&state.pool, move |conn| {
-        signing::checkout(conn, &signer, &req)
-    })
-    .await?;
-    Ok(match outcome {
+    Ok(match front::checkout(&state, &http, req).await? {
         Ok(file) => HttpResponse::Ok().json(file),
         Err(code) => refusal("issued", code),
     })
@@ -329,11 +294,11 @@ pub struct ActivationsBody {
     ))]
 async fn activations(
     state: web::Data<State>,
+    http: HttpRequest,
     body: Json<ActivationsBody>,
 ) -> Result<HttpResponse, AppError> {
     let key = required_key(&body.0.key)?;
-    let found = db::run(&state.pool, move |conn| Ok(check::devices(conn, &key)?)).await?;
-    Ok(match found {
+    Ok(match front::devices(&state, &http, key).await? {
         Some(devices) => HttpResponse::Ok().json(devices),
         None => refusal("found", Code::NotFound),
     })

@@ -40,12 +40,22 @@ async fn receive_stripe_event(
     let header = req
         .headers()
         .get("stripe-signature")
-        .map(|v| v.to_str().unwrap_or(""));
-    signature::verify(header, &body, secrets, Utc::now().timestamp()).map_err(|e| {
-        metrics::record_webhook("unknown", "invalid_signature");
-        AppError::InvalidSignature(e.message())
-    })?;
-    let (event, raw) = stripe::parse(&body)?;
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let settings = state.settings.clone();
+    // Hashing and parsing up to a megabyte is CPU work: it runs on the blocking pool,
+    // so a flood of large bodies cannot stall the HTTP workers (and /healthz).
+    let (event, raw) = web::block(move || {
+        let secrets = &settings.stripe_webhook_secrets;
+        signature::verify(header.as_deref(), &body, secrets, Utc::now().timestamp()).map_err(
+            |e| {
+                metrics::record_webhook("unknown", "invalid_signature");
+                AppError::InvalidSignature(e.message())
+            },
+        )?;
+        stripe::parse(&body)
+    })
+    .await
+    .map_err(AppError::internal)??;
     let event_id = event.id.clone();
     let event_type = event.event_type.clone();
     let handled = stripe::process(

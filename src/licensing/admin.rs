@@ -85,6 +85,10 @@ pub struct ListLicenses {
     pub status: Option<String>,
     pub page: Option<i64>,
     pub per_page: Option<i64>,
+    /// The admin token's query form (`?api_key=`), read by the `Admin` extractor;
+    /// accepted here so the query is not refused as unknown, never used.
+    #[serde(default, rename = "api_key")]
+    pub _api_key: Option<serde::de::IgnoredAny>,
 }
 
 pub const MAX_PER_PAGE: i64 = 200;
@@ -512,15 +516,53 @@ pub fn license_history(
     Ok(history::of(conn, license.id)?)
 }
 
-/// Queues the license email again (`POST /v1/licenses/{id}/resend-email`).
+/// Most emails listing one license that may be queued in an hour (resends included).
+pub const EMAILS_PER_LICENSE_PER_HOUR: i64 = 5;
+
+/// What a resend did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resent {
+    pub email_id: Uuid,
+    /// An email of this license was still waiting to go out: the resend joined it.
+    pub coalesced: bool,
+}
+
+/// Queues the license email again (`POST /v1/licenses/{id}/resend-email`). A resend
+/// while the license's email is still pending joins that email; past
+/// [`EMAILS_PER_LICENSE_PER_HOUR`] it is refused. Resends of one license are
+/// serialised on its row, so twenty at once queue one email.
 pub fn resend_email(
     conn: &mut PgConnection,
     actor: &Actor,
     id_or_key: &str,
-) -> Result<Uuid, AppError> {
+) -> Result<Resent, AppError> {
+    let (license, _) = find_license(conn, id_or_key)?;
     conn.transaction(|conn| {
-        let (license, _) = find_license(conn, id_or_key)?;
-        queue_email(conn, actor, &license)
+        licenses::lock(conn, license.id)?;
+        if let Some(email_id) = outbox::hurry_pending(conn, license.id, &license.email)? {
+            return Ok(Resent {
+                email_id,
+                coalesced: true,
+            });
+        }
+        let now = chrono::Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let (queued, oldest) = outbox::queued_since(conn, license.id, now - hour)?;
+        if queued >= EMAILS_PER_LICENSE_PER_HOUR {
+            let retry_after = oldest.map_or(3600, |t| (t + hour - now).num_seconds().max(1));
+            return Err(AppError::LimitReached {
+                code: "email_limit",
+                message: format!(
+                    "this license's email was queued {queued} times in the last hour; the limit is {EMAILS_PER_LICENSE_PER_HOUR} emails per license per hour (retry after {retry_after} s)"
+                ),
+                retry_after_secs: retry_after as u64,
+            });
+        }
+        let email_id = queue_email(conn, actor, &license)?;
+        Ok(Resent {
+            email_id,
+            coalesced: false,
+        })
     })
 }
 

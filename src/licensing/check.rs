@@ -219,13 +219,31 @@ pub fn validate(
     req: &ValidateRequest,
     last_seen_interval: Duration,
 ) -> QueryResult<Validation> {
-    let c = check(conn, req, last_seen_interval)?;
-    Ok(Validation::of(
-        c.code,
-        c.found
-            .map(|(license, product)| LicenseView::public(license, &product, c.now)),
-        c.activation.map(ActivationView::from),
-    ))
+    Ok(check(conn, req, last_seen_interval)?.into())
+}
+
+impl Checked {
+    /// The answer for a key that names no license.
+    pub fn not_found() -> Self {
+        Checked {
+            code: Code::NotFound,
+            found: None,
+            activation: None,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// The public API's answer to a check.
+impl From<Checked> for Validation {
+    fn from(c: Checked) -> Self {
+        Validation::of(
+            c.code,
+            c.found
+                .map(|(license, product)| LicenseView::public(license, &product, c.now)),
+            c.activation.map(ActivationView::from),
+        )
+    }
 }
 
 /// The result of an activate call.
@@ -267,29 +285,35 @@ impl From<diesel::result::Error> for Abort {
 
 /// Activates a device for the public API (see [`activate_with`]).
 pub fn activate(conn: &mut PgConnection, req: &ActivateRequest) -> QueryResult<Activated> {
-    let now = Utc::now();
-    Ok(match activate_with(conn, req, &Expect::default())? {
-        ActivateOutcome::Done {
-            new,
-            activation,
-            license,
-            product,
-        } => {
-            let license = LicenseView::public(license, &product, now);
-            if new {
-                Activated::New {
-                    activation,
-                    license,
-                }
-            } else {
-                Activated::Existing {
-                    activation,
-                    license,
+    Ok(activate_with(conn, req, &Expect::default())?.into())
+}
+
+/// The public API's view of an activation.
+impl From<ActivateOutcome> for Activated {
+    fn from(outcome: ActivateOutcome) -> Self {
+        match outcome {
+            ActivateOutcome::Done {
+                new,
+                activation,
+                license,
+                product,
+            } => {
+                let license = LicenseView::public(license, &product, Utc::now());
+                if new {
+                    Activated::New {
+                        activation,
+                        license,
+                    }
+                } else {
+                    Activated::Existing {
+                        activation,
+                        license,
+                    }
                 }
             }
+            ActivateOutcome::Refused(code) => Activated::Refused(code),
         }
-        ActivateOutcome::Refused(code) => Activated::Refused(code),
-    })
+    }
 }
 
 /// An activation with the rows it touched, for callers that shape their own answer.
@@ -467,15 +491,20 @@ pub fn deactivate_by(
     key_or_id: &str,
     which: &activations::Selector,
 ) -> QueryResult<Deactivated> {
-    Ok(
-        match deactivate_as(conn, actor, key_or_id, Some(which), &Expect::default())? {
+    Ok(deactivate_as(conn, actor, key_or_id, Some(which), &Expect::default())?.into())
+}
+
+/// The public API's view of a deactivation of one device.
+impl From<DeactivateOutcome> for Deactivated {
+    fn from(outcome: DeactivateOutcome) -> Self {
+        match outcome {
             DeactivateOutcome::Done { removed, .. } => match removed.first() {
                 Some(a) => Deactivated::Done(a.id),
                 None => Deactivated::Refused(Code::NotActivated),
             },
             DeactivateOutcome::Refused(code) => Deactivated::Refused(code),
-        },
-    )
+        }
+    }
 }
 
 /// A deactivation with the rows it touched, for callers that shape their own answer.

@@ -10,7 +10,7 @@ use super::accounts::{hash_token, new_token};
 use super::admin::MAX_PAGE;
 use super::views::LicenseView;
 use crate::db::licenses::{self, ListFilter, SearchTerm, StatusCounts};
-use crate::db::models::{ApiKey, OutboxEmail};
+use crate::db::models::OutboxEmail;
 use crate::db::stripe_events::{self, EventSummary};
 use crate::db::{api_keys, outbox, products};
 use crate::error::AppError;
@@ -207,10 +207,6 @@ pub fn retry_email(conn: &mut PgConnection, id: Uuid) -> Result<(), AppError> {
         .ok_or_else(|| AppError::not_found("failed email"))
 }
 
-pub fn api_tokens(conn: &mut PgConnection) -> Result<Vec<ApiKey>, AppError> {
-    Ok(api_keys::list_all(conn)?)
-}
-
 /// Creates an admin API token; the token is returned once and only its hash stored.
 pub fn create_api_token(conn: &mut PgConnection, name: &str) -> Result<String, AppError> {
     let name = name.trim();
@@ -220,12 +216,4 @@ pub fn create_api_token(conn: &mut PgConnection, name: &str) -> Result<String, A
     let token = format!("lsd_{}", new_token());
     api_keys::insert(conn, name, &hash_token(&token))?;
     Ok(token)
-}
-
-pub fn revoke_api_token(conn: &mut PgConnection, id: Uuid) -> Result<(), AppError> {
-    if api_keys::revoke_by_id(conn, id)? {
-        Ok(())
-    } else {
-        Err(AppError::not_found("token"))
-    }
 }

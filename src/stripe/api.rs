@@ -9,25 +9,30 @@ use secrecy::{ExposeSecret, SecretString};
 use stripe_checkout::checkout_session::ListLineItemsCheckoutSession;
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use super::event::Subscription;
+use super::event::{Charge, Invoice, Subscription};
 
 /// Why the Stripe API could not answer; the webhook turns it into a 503 so Stripe retries.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("LICENSD_STRIPE_API_KEY is not set, so checkout line items cannot be fetched")]
     NoApiKey,
+    /// Anything that may pass: a network error, a timeout, 429, 5xx, an auth or
+    /// request error a seller can fix. Stripe retries the event.
     #[error("Stripe API request failed: {0}")]
     Request(String),
-    /// Stripe answered, with a 4xx: retrying the same request will not help.
-    #[error("Stripe API refused the request ({status}): {message}")]
-    Refused { status: u16, message: String },
+    /// Stripe says the object does not exist (`resource_missing`, 404): asking again
+    /// will not make it appear.
+    #[error("Stripe has no such object: {message}")]
+    Missing { message: String },
 }
 
 fn api_error(e: ::stripe::StripeError) -> ApiError {
+    use ::stripe::ApiErrorsCode;
     match e {
-        ::stripe::StripeError::Stripe(ref err, status) if (400..500).contains(&status) => {
-            ApiError::Refused {
-                status,
+        ::stripe::StripeError::Stripe(ref err, status)
+            if status == 404 || err.code == Some(ApiErrorsCode::ResourceMissing) =>
+        {
+            ApiError::Missing {
                 message: err.message.clone().unwrap_or_default(),
             }
         }
@@ -110,22 +115,67 @@ impl StripeApi {
         &self,
         subscription_id: &str,
     ) -> Result<Option<i64>, ApiError> {
-        let client = self.client()?;
-        // Read as an untyped value and then leniently with serde: the billing crate is
-        // heavy to build, and only one field is needed.
-        let value: miniserde::json::Value = RequestBuilder::new(
-            StripeMethod::Get,
-            format!("/subscriptions/{subscription_id}"),
-        )
-        .customize()
-        .send(client)
-        .await
-        .map_err(api_error)?;
-        let text = miniserde::json::to_string(&value);
-        let sub: Subscription =
-            serde_json::from_str(&text).map_err(|e| ApiError::Request(e.to_string()))?;
+        let sub: Subscription = self
+            .get(&format!("/subscriptions/{subscription_id}"), None)
+            .await?;
         Ok(sub.period_end())
     }
+
+    /// A charge (for its payment intent and, in API versions before 2025-03-31, its invoice).
+    pub async fn charge(&self, charge_id: &str) -> Result<Charge, ApiError> {
+        self.get(&format!("/charges/{charge_id}"), None).await
+    }
+
+    /// The invoice a payment intent paid, if any (`GET /v1/invoice_payments`).
+    pub async fn invoice_of_payment(
+        &self,
+        payment_intent: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let query = serde_json::json!({
+            "payment": { "type": "payment_intent", "payment_intent": payment_intent },
+            "limit": 1,
+        });
+        let list: InvoicePayments = self.get("/invoice_payments", Some(&query)).await?;
+        Ok(list.data.into_iter().find_map(|p| p.invoice))
+    }
+
+    /// An invoice (for the subscription it bills).
+    pub async fn invoice(&self, invoice_id: &str) -> Result<Invoice, ApiError> {
+        self.get(&format!("/invoices/{invoice_id}"), None).await
+    }
+
+    /// `GET {path}` read leniently as `T`: as an untyped value first, since the typed
+    /// crates for charges, invoices and subscriptions are heavy to build and only a
+    /// few fields are needed.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: Option<&serde_json::Value>,
+    ) -> Result<T, ApiError> {
+        let client = self.client()?;
+        let mut request = RequestBuilder::new(StripeMethod::Get, path);
+        if let Some(query) = query {
+            request = request.query(query);
+        }
+        let value: miniserde::json::Value =
+            request.customize().send(client).await.map_err(api_error)?;
+        let text = miniserde::json::to_string(&value);
+        serde_json::from_str(&text).map_err(|e| ApiError::Request(e.to_string()))
+    }
+}
+
+/// A page of `GET /v1/invoice_payments`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct InvoicePayments {
+    data: Vec<InvoicePayment>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct InvoicePayment {
+    #[serde(deserialize_with = "super::event::id_ref")]
+    invoice: Option<String>,
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub struct EventData {
 }
 
 /// `"cus_123"` or `{"id": "cus_123", ...}` (expanded), read as the id; anything else as none.
-fn id_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn id_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {
         Value::String(s) if !s.is_empty() => Some(s),
         Value::Object(o) => o
@@ -125,6 +125,9 @@ pub struct Charge {
     pub refunded: Option<bool>,
     #[serde(deserialize_with = "id_ref")]
     pub payment_intent: Option<String>,
+    /// The invoice the charge paid: API versions before 2025-03-31 (basil) only.
+    #[serde(deserialize_with = "id_ref")]
+    pub invoice: Option<String>,
 }
 
 /// `charge.dispute.*`
@@ -138,6 +141,8 @@ pub struct Dispute {
     pub status: Option<String>,
     #[serde(deserialize_with = "id_ref")]
     pub payment_intent: Option<String>,
+    #[serde(deserialize_with = "id_ref")]
+    pub charge: Option<String>,
 }
 
 /// `invoice.paid`

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod event;
+pub mod reversal;
 pub mod signature;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -20,7 +21,7 @@ use crate::error::AppError;
 use crate::licensing::history::{self, Actor};
 use crate::licensing::LicenseKey;
 pub use api::{ApiError, LineItem, StripeApi};
-use event::{Charge, CheckoutSession, Dispute, Event, Invoice, Subscription};
+use event::{CheckoutSession, Event, Invoice, Subscription};
 
 /// Most licenses one line item mints (a typo'd quantity should not mint millions).
 pub const MAX_QUANTITY: u64 = 1_000;
@@ -35,11 +36,14 @@ pub struct Handled {
     pub email_queued: bool,
 }
 
-/// Reads a verified body as an event, keeping the raw JSON to store.
+/// Reads a verified body as an event, keeping the raw JSON to store. NUL characters,
+/// which Postgres holds in neither `text` nor `jsonb`, become U+FFFD wherever they are
+/// (keys included), so any event Stripe sends can be stored and acted on.
 pub fn parse(body: &[u8]) -> Result<(Event, serde_json::Value), AppError> {
-    let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    let mut raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         AppError::bad_request("invalid_event", format!("the event is not JSON: {e}"))
     })?;
+    replace_nul(&mut raw);
     let event: Event = serde_json::from_value(raw.clone()).map_err(|e| {
         AppError::bad_request(
             "invalid_event",
@@ -55,6 +59,26 @@ pub fn parse(body: &[u8]) -> Result<(Event, serde_json::Value), AppError> {
     Ok((event, raw))
 }
 
+/// Replaces every NUL in the strings and keys of `value` with U+FFFD.
+fn replace_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    const NUL: char = '\0';
+    match value {
+        Value::String(s) if s.contains(NUL) => *s = s.replace(NUL, "\u{fffd}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains(NUL)) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (k.replace(NUL, "\u{fffd}"), v))
+                    .collect();
+            }
+            map.values_mut().for_each(replace_nul);
+        }
+        _ => {}
+    }
+}
+
 /// What [`apply`] needs from the Stripe API, fetched beforehand.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
@@ -62,6 +86,8 @@ pub struct Prepared {
     /// End of the paid subscription period (unix seconds), for subscription checkouts
     /// and invoices that do not carry it.
     pub period_end: Option<i64>,
+    /// For a refund or dispute: the payment, and the subscription it paid for.
+    pub reversal: Option<db::reversals::Payment>,
 }
 
 /// Does this event mint, and from which session?
@@ -85,13 +111,16 @@ pub async fn prepare(event: &Event, api: &StripeApi) -> Result<Prepared, ApiErro
             prepared.period_end = match api.subscription_period_end(sub).await {
                 // A subscription Stripe will not show (deleted meanwhile, say) must not
                 // hold up the keys: mint with the product's duration instead.
-                Err(ApiError::Refused { status, message }) => {
-                    tracing::warn!(subscription = %sub, status, %message, "cannot read the subscription");
+                // Only "no such object"; 429, 5xx and network errors are a 503 (retried).
+                Err(ApiError::Missing { message }) => {
+                    tracing::warn!(subscription = %sub, %message, "the subscription does not exist");
                     None
                 }
                 other => other?,
             };
         }
+    } else if let Some(payment) = reversal::payment_of(event, api).await? {
+        prepared.reversal = Some(payment);
     } else if event.event_type == "invoice.paid" {
         if let Some(invoice) = event::object::<Invoice>(event) {
             if let (None, Some(sub)) = (invoice.period_end(), invoice.subscription_id()) {
@@ -181,54 +210,18 @@ fn effect(
             }
             mint(conn, event, &session, prepared, grace_days, now)?
         }
-        "charge.refunded" => {
-            let Some(charge) = event::object::<Charge>(event) else {
-                return Ok(unreadable());
-            };
-            match (charge.refunded, charge.payment_intent) {
-                (Some(true), Some(pi)) => {
-                    let n = set_status(conn, event, &pi, &["active", "suspended"], "revoked")?;
-                    (format!("revoked {n} license(s): fully refunded"), false)
-                }
-                (Some(true), None) => ("ignored: the charge has no payment intent".into(), false),
-                _ => ("ignored: partial refund".into(), false),
-            }
-        }
-        "charge.dispute.created" => {
-            let Some(pi) = event::object::<Dispute>(event).and_then(|d| d.payment_intent) else {
-                return Ok(("ignored: the dispute has no payment intent".into(), false));
-            };
-            let n = set_status(conn, event, &pi, &["active"], "suspended")?;
-            (format!("suspended {n} license(s): disputed"), false)
-        }
-        "charge.dispute.closed" => {
-            let Some(dispute) = event::object::<Dispute>(event) else {
-                return Ok(unreadable());
-            };
-            let Some(pi) = dispute.payment_intent else {
-                return Ok(("ignored: the dispute has no payment intent".into(), false));
-            };
-            match dispute.status.as_deref() {
-                Some(status @ ("won" | "warning_closed")) => {
-                    let n = set_status(conn, event, &pi, &["suspended"], "active")?;
-                    (
-                        format!("reinstated {n} license(s): dispute {status}"),
-                        false,
-                    )
-                }
-                Some("lost") => {
-                    let n = set_status(conn, event, &pi, &["active", "suspended"], "revoked")?;
-                    (format!("revoked {n} license(s): dispute lost"), false)
-                }
-                other => (
-                    format!(
-                        "ignored: dispute closed with status {}",
-                        other.unwrap_or("unknown")
-                    ),
-                    false,
-                ),
-            }
-        }
+        "charge.refunded" => (
+            reversal::refunded(conn, event, prepared.reversal.as_ref())?,
+            false,
+        ),
+        "charge.dispute.created" => (
+            reversal::dispute_created(conn, event, prepared.reversal.as_ref())?,
+            false,
+        ),
+        "charge.dispute.closed" => (
+            reversal::dispute_closed(conn, event, prepared.reversal.as_ref())?,
+            false,
+        ),
         "invoice.paid" => {
             let Some(invoice) = event::object::<Invoice>(event) else {
                 return Ok(unreadable());
@@ -258,25 +251,6 @@ fn effect(
         }
         _ => ("ignored: event type not handled".into(), false),
     })
-}
-
-/// Sets the status of the licenses paid by `payment_intent` whose status is one of
-/// `from`, recording each change as the event's; returns how many changed.
-fn set_status(
-    conn: &mut PgConnection,
-    event: &Event,
-    payment_intent: &str,
-    from: &[&str],
-    to: &str,
-) -> Result<usize, AppError> {
-    let actor = Actor::Stripe(event.id.clone());
-    let changed = stripe_events::set_status_by_payment_intent(conn, payment_intent, from, to)?;
-    for (id, was) in &changed {
-        let before = serde_json::json!({ "status": was });
-        let after = serde_json::json!({ "status": to });
-        history::record(conn, &actor, *id, "updated", Some(before), Some(after))?;
-    }
-    Ok(changed.len())
 }
 
 /// Records expiry changes made by an event.
@@ -402,7 +376,17 @@ fn mint(
             }
         }
     }
-    let queued = !minted.is_empty();
+    let payment = db::reversals::Payment {
+        payment_intent: session.payment_intent.clone(),
+        subscription: session.subscription.clone(),
+    };
+    let reversed = if minted.is_empty() {
+        None
+    } else {
+        reversal::at_mint(conn, event, &payment)?
+    };
+    // Keys refunded before they were minted are not sent.
+    let queued = !minted.is_empty() && reversed != Some(db::reversals::Action::Revoke);
     if queued {
         let email_id = outbox::enqueue_license_email(conn, email, &minted)?;
         let after = serde_json::json!({ "email_id": email_id, "to": email });
@@ -411,6 +395,14 @@ fn mint(
         }
     }
     let mut outcome = format!("minted {} license(s)", minted.len());
+    match reversed {
+        Some(db::reversals::Action::Revoke) => outcome
+            .push_str(", revoked at once: refunded or lost a dispute before the checkout arrived"),
+        Some(db::reversals::Action::Suspend) => {
+            outcome.push_str(", suspended at once: disputed before the checkout arrived")
+        }
+        _ => {}
+    }
     if already > 0 {
         outcome.push_str(&format!(", {already} already minted"));
     }
@@ -420,4 +412,77 @@ fn mint(
         ));
     }
     Ok((outcome, queued))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// Any JSON value, strings drawn with NULs and other control characters in them.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[\\x00-\\x1f a-z\\u{fffd}]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[\\x00a-z_]{0,8}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        // Bounded, so it runs in every `cargo test` (CI's test command).
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn any_bytes_parse_or_are_a_400(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Err(e) = parse(&body) {
+                prop_assert_eq!(e.code(), "invalid_event");
+            }
+        }
+
+        #[test]
+        fn any_event_shaped_json_parses_without_nul_and_every_object_reads(
+            id in "[\\x00a-z_0-9]{1,20}",
+            event_type in prop_oneof![
+                Just("checkout.session.completed".to_owned()),
+                Just("charge.refunded".to_owned()),
+                Just("charge.dispute.closed".to_owned()),
+                Just("invoice.paid".to_owned()),
+                "[\\x00a-z.]{0,20}",
+            ],
+            object in any_json(),
+            extra in any_json(),
+        ) {
+            let body = json!({ "id": id, "type": event_type, "data": { "object": object }, "extra": extra });
+            let (event, raw) = parse(body.to_string().as_bytes()).expect("an event with an id and a type");
+            prop_assert!(!has_nul(&raw));
+            prop_assert!(!event.id.contains('\0') && !event.event_type.contains('\0'));
+            // Reading any object as any event type never panics.
+            let _ = session_to_mint(&event);
+            let _ = event::object::<event::Charge>(&event);
+            let _ = event::object::<event::Dispute>(&event);
+            let _ = event::object::<Invoice>(&event).map(|i| i.period_end());
+            let _ = event::object::<Subscription>(&event).map(|s| s.period_end());
+        }
+    }
 }

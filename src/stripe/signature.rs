@@ -4,9 +4,17 @@
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// How far the signed timestamp may be from now, either way (Stripe's own default).
 pub const TOLERANCE_SECS: i64 = 300;
+/// Longest `Stripe-Signature` header read. Stripe sends a timestamp and a handful of
+/// 64-hex-digit signatures (one per active secret, plus a `v0` in test mode).
+pub const MAX_HEADER_LEN: usize = 1024;
+/// Most `v1` signatures read from one header; more is not a Stripe delivery.
+pub const MAX_V1: usize = 8;
+/// A `v1` is an HMAC-SHA256: 32 bytes.
+const SIG_LEN: usize = 32;
 
 /// Why a signature was refused. The messages go to the caller (Stripe or a developer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +30,7 @@ impl SignatureError {
         match self {
             SignatureError::Missing => "the Stripe-Signature header is missing",
             SignatureError::Malformed => {
-                "the Stripe-Signature header is malformed: expected t=TIMESTAMP,v1=SIGNATURE"
+                "the Stripe-Signature header is malformed: expected t=TIMESTAMP,v1=SIGNATURE (at most 8 v1 entries, 1024 bytes)"
             }
             SignatureError::Stale => {
                 "the Stripe-Signature timestamp is more than 300 s away from the server's clock"
@@ -42,8 +50,13 @@ pub struct SignatureHeader {
 }
 
 /// Parses the header. Unknown schemes (`v0`, future ones) are skipped; a `v1` that is
-/// not hex is skipped too, so one bad entry cannot hide a good one.
+/// not 64 hex digits is skipped too, so one bad entry cannot hide a good one. A header
+/// longer than [`MAX_HEADER_LEN`] or with more than [`MAX_V1`] signatures is refused
+/// before any HMAC is computed, so a hostile header costs no more than a real one.
 pub fn parse_header(header: &str) -> Result<SignatureHeader, SignatureError> {
+    if header.len() > MAX_HEADER_LEN {
+        return Err(SignatureError::Malformed);
+    }
     let mut timestamp = None;
     let mut v1 = Vec::new();
     for part in header.split(',') {
@@ -61,8 +74,12 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader, SignatureError> {
                 }
             }
             "v1" => {
-                if let Ok(sig) = hex::decode(value.trim()) {
-                    v1.push(sig);
+                match hex::decode(value.trim()) {
+                    Ok(sig) if sig.len() == SIG_LEN => v1.push(sig),
+                    _ => {}
+                }
+                if v1.len() > MAX_V1 {
+                    return Err(SignatureError::Malformed);
                 }
             }
             _ => {}
@@ -99,11 +116,12 @@ pub fn verify(
     }
     let mut matched = false;
     for secret in secrets {
+        // One HMAC of the body per secret, however many `v1` there are.
+        let expected = mac(secret.expose_secret(), parsed.timestamp, body)
+            .finalize()
+            .into_bytes();
         for sig in &parsed.v1 {
-            // `verify_slice` compares in constant time.
-            matched |= mac(secret.expose_secret(), parsed.timestamp, body)
-                .verify_slice(sig)
-                .is_ok();
+            matched |= bool::from(expected.as_slice().ct_eq(sig.as_slice()));
         }
     }
     if matched {
@@ -234,10 +252,10 @@ mod tests {
             "a v1 that is not hex is skipped, and then none is left"
         );
         assert_eq!(
-            parse_header(" t = 7 , v1 = 0a0b "),
+            parse_header(&format!(" t = 7 , v1 = {} ", "0a".repeat(32))),
             Ok(SignatureHeader {
                 timestamp: 7,
-                v1: vec![vec![10, 11]]
+                v1: vec![vec![10; 32]]
             })
         );
         // Pseudo-random bytes, as a small fuzz.
@@ -253,6 +271,74 @@ mod tests {
                 })
                 .collect();
             let _ = verify(Some(&s), BODY, &secrets(&["s"]), (x as i64) >> 1);
+        }
+    }
+
+    #[test]
+    fn oversized_headers_are_refused_before_any_hmac() {
+        let good = sign("whsec_a", 50, BODY);
+        let good_sig = good.split_once(",v1=").unwrap().1.to_owned();
+        let junk = format!("v1={}", "ab".repeat(32));
+        let eight = format!("t=50,{},v1={good_sig}", vec![junk.as_str(); 7].join(","));
+        assert_eq!(
+            verify(Some(&eight), BODY, &secrets(&["whsec_a"]), 50),
+            Ok(())
+        );
+        let nine = format!("t=50,{},v1={good_sig}", vec![junk.as_str(); 8].join(","));
+        assert_eq!(parse_header(&nine), Err(SignatureError::Malformed));
+        let long = format!("{good},v0={}", "0".repeat(MAX_HEADER_LEN));
+        assert_eq!(parse_header(&long), Err(SignatureError::Malformed));
+        // A v1 of the wrong length is no signature at all.
+        assert_eq!(parse_header("t=1,v1=00"), Err(SignatureError::Malformed));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // Bounded, so it runs in every `cargo test` (CI's test command).
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn any_header_parses_or_is_refused_without_panicking(header in "\\PC{0,1200}") {
+                if let Ok(parsed) = parse_header(&header) {
+                    prop_assert!(header.len() <= MAX_HEADER_LEN);
+                    prop_assert!(!parsed.v1.is_empty() && parsed.v1.len() <= MAX_V1);
+                    prop_assert!(parsed.v1.iter().all(|s| s.len() == SIG_LEN));
+                }
+            }
+
+            #[test]
+            fn headers_built_from_parts_never_panic(
+                parts in proptest::collection::vec(("(t|v1|v0| t |x|)", "[0-9a-f=, -]{0,70}"), 0..40),
+                now in any::<i64>(),
+            ) {
+                let header: Vec<String> = parts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let header = header.join(",");
+                let _ = verify(Some(&header), BODY, &secrets(&["s"]), now);
+            }
+
+            #[test]
+            fn a_signed_body_verifies_among_up_to_seven_decoys(
+                secret in "[ -~]{1,40}",
+                timestamp in -10_000_000_000i64..10_000_000_000,
+                body in proptest::collection::vec(any::<u8>(), 0..512),
+                decoys in proptest::collection::vec("[0-9a-f]{64}", 0..7),
+            ) {
+                let signed = sign(&secret, timestamp, &body);
+                let mut header = signed.clone();
+                for d in &decoys {
+                    header.push_str(&format!(",v1={d}"));
+                }
+                prop_assert_eq!(verify(Some(&header), &body, &secrets(&[&secret]), timestamp), Ok(()));
+                let mut other = body.clone();
+                other.push(0);
+                prop_assert_eq!(
+                    verify(Some(&header), &other, &secrets(&[&secret]), timestamp),
+                    Err(SignatureError::Mismatch)
+                );
+            }
         }
     }
 }

@@ -95,6 +95,9 @@ async fn manual_licenses_and_resends_go_out_the_same_way() {
         "the activation limit is listed"
     );
 
+    // A resend while the email is still going out joins it; once sent, it queues anew.
+    app.wait_for_email_status(&key, |s| s["status"] == "sent")
+        .await;
     let resend = app
         .admin_post(&format!("/v1/licenses/{key}/resend-email"), &json!({}))
         .await;

@@ -431,9 +431,26 @@ pub struct FakeStripe {
 
 impl FakeStripe {
     pub async fn start() -> FakeStripe {
-        FakeStripe {
+        let stripe = FakeStripe {
             server: wiremock::MockServer::start().await,
-        }
+        };
+        stripe.defaults().await;
+        stripe
+    }
+
+    /// What Stripe answers when a test mounts nothing more specific: a payment intent
+    /// that paid no invoice has an empty `invoice_payments` list.
+    async fn defaults(&self) {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        Mock::given(method("GET"))
+            .and(path("/v1/invoice_payments"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "object": "list", "data": [], "has_more": false, "url": "/v1/invoice_payments"
+            })))
+            .with_priority(u8::MAX)
+            .mount(&self.server)
+            .await;
     }
 
     pub fn url(&self) -> String {
@@ -515,6 +532,7 @@ impl FakeStripe {
 
     pub async fn recover(&self) {
         self.server.reset().await;
+        self.defaults().await;
     }
 }
 

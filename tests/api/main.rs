@@ -13,6 +13,8 @@ mod compat_sellapp;
 mod compat_wckm;
 mod email;
 mod errors;
+mod front_door;
+mod hostile;
 mod license_file;
 mod metrics;
 mod openapi;

@@ -22,6 +22,9 @@ pub struct Received {
 #[derive(Default)]
 struct Inner {
     down: AtomicBool,
+    /// Connections still to be accepted and then never answered (no greeting, nothing).
+    silent_left: AtomicUsize,
+    silent: AtomicUsize,
     refused: AtomicUsize,
     connections: AtomicUsize,
     /// Milliseconds the server waits before accepting a message's DATA.
@@ -63,6 +66,17 @@ impl SmtpServer {
     /// Down: every connection and command gets `421` and the connection is closed.
     pub fn set_down(&self, down: bool) {
         self.inner.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `n` connections are accepted and then never answered: no greeting, no
+    /// reply to anything, held open until the client gives up (`usize::MAX`: all).
+    pub fn set_silent(&self, n: usize) {
+        self.inner.silent_left.store(n, Ordering::SeqCst);
+    }
+
+    /// How many connections were accepted and left unanswered.
+    pub fn silent_connections(&self) -> usize {
+        self.inner.silent.load(Ordering::SeqCst)
     }
 
     /// How many connections or commands were refused while down.
@@ -117,6 +131,17 @@ async fn session(stream: TcpStream, state: Arc<Inner>) -> std::io::Result<()> {
     };
     if state.down.load(Ordering::SeqCst) {
         write.write_all(refuse(&state).as_bytes()).await?;
+        return Ok(());
+    }
+    let silent = state
+        .silent_left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if silent.is_ok() {
+        state.silent.fetch_add(1, Ordering::SeqCst);
+        // Swallow whatever arrives and never answer, until the client hangs up.
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut lines, &mut sink).await;
+        drop(write);
         return Ok(());
     }
     state.connections.fetch_add(1, Ordering::SeqCst);

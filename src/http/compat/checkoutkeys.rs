@@ -8,27 +8,27 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 
 use super::form_params;
-use super::public_route;
 use crate::db;
 use crate::error::AppError;
 use crate::http::extract::Admin;
+use crate::http::front::{self, license_route};
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, Code, ValidateRequest};
 use crate::licensing::history::Actor;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(public_route(
+    cfg.service(license_route(
         "/api/licensekeys/validate",
-        web::get().to(validate),
+        [web::get().to(validate)],
     ));
-    cfg.service(public_route(
+    cfg.service(license_route(
         "/api/licensekeys/status",
-        web::get().to(status),
+        [web::get().to(status)],
     ));
-    cfg.service(public_route(
+    cfg.service(license_route(
         "/api/licensekeys/activateDeactivate",
-        web::post().to(activate_deactivate),
+        [web::post().to(activate_deactivate)],
     ));
 }
 
@@ -61,15 +61,11 @@ fn license_key_param(req: &HttpRequest) -> String {
 
 /// The core's verdict on the `licenseKey` query parameter (no `last_seen_at` refresh).
 async fn check_key_param(state: &State, req: &HttpRequest) -> Result<check::Checked, AppError> {
-    let key = license_key_param(req);
-    db::run(&state.pool, move |conn| {
-        let req = ValidateRequest {
-            key,
-            ..Default::default()
-        };
-        Ok(check::check(conn, &req, chrono::Duration::zero())?)
-    })
-    .await
+    let call = ValidateRequest {
+        key: license_key_param(req),
+        ..Default::default()
+    };
+    front::validate(state, req, call).await
 }
 
 #[utoipa::path(get, path = "/api/licensekeys/validate", tag = "compat: CheckoutKeys",

@@ -11,26 +11,26 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::peer_ip;
-use super::public_route;
 use crate::db;
 use crate::db::activations::Selector;
 use crate::error::AppError;
 use crate::http::extract::Admin;
+use crate::http::front::{self, license_route};
 use crate::http::State;
 use crate::licensing::admin;
-use crate::licensing::check::{
-    self, ActivateOutcome, ActivateRequest, Code, DeactivateOutcome, Expect,
-};
+use crate::licensing::check::{self, ActivateOutcome, Code, DeactivateOutcome, Expect};
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::Status;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(public_route("/get-key", web::post().to(get_key)));
-    cfg.service(public_route("/activate-key", web::post().to(activate_key)));
-    cfg.service(public_route(
+    cfg.service(license_route("/get-key", [web::post().to(get_key)]));
+    cfg.service(license_route(
+        "/activate-key",
+        [web::post().to(activate_key)],
+    ));
+    cfg.service(license_route(
         "/deactivate-key",
-        web::post().to(deactivate_key),
+        [web::post().to(deactivate_key)],
     ));
 }
 
@@ -55,6 +55,15 @@ fn server_error(e: &AppError) -> HttpResponse {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, "Server error")
+}
+
+/// A front-door refusal (429) stays licensd's, with its `Retry-After`; any other
+/// failure is Keymint's "Server error".
+fn keymint_error(e: AppError) -> Result<HttpResponse, AppError> {
+    match e {
+        AppError::RateLimited { .. } => Err(e),
+        e => Ok(server_error(&e)),
+    }
 }
 
 fn invalid_key() -> HttpResponse {
@@ -197,22 +206,17 @@ async fn activate_key(
             "Invalid deviceTag: at most 255 characters, no control characters",
         ));
     };
-    let req = ActivateRequest {
+    let call = front::Activate {
         key,
         fingerprint,
         name: tag,
-        ip: peer_ip(&req),
+        expect: Expect {
+            product: Some(product),
+            email: None,
+        },
     };
-    let expect = Expect {
-        product: Some(product),
-        email: None,
-    };
-    let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::activate_with(conn, &req, &expect)?)
-    })
-    .await;
-    Ok(match outcome {
-        Err(e) => server_error(&e),
+    Ok(match front::activate(&state, &req, call).await {
+        Err(e) => keymint_error(e)?,
         Ok(ActivateOutcome::Done { license, .. }) => HttpResponse::Ok().json(json!({
             "code": 0,
             "message": "License valid",
@@ -230,6 +234,7 @@ async fn activate_key(
     responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
 async fn deactivate_key(
     state: web::Data<State>,
+    req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let fields = fields(&body);
@@ -239,16 +244,16 @@ async fn deactivate_key(
     };
     let which = text(&fields, "hostId").map(Selector::Fingerprint);
     let one = which.is_some();
-    let expect = Expect {
-        product: Some(product),
-        email: None,
+    let call = front::Deactivate {
+        key,
+        which,
+        expect: Expect {
+            product: Some(product),
+            email: None,
+        },
     };
-    let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::deactivate_with(conn, &key, which.as_ref(), &expect)?)
-    })
-    .await;
-    Ok(match outcome {
-        Err(e) => server_error(&e),
+    Ok(match front::deactivate(&state, &req, call).await {
+        Err(e) => keymint_error(e)?,
         Ok(DeactivateOutcome::Done { .. }) => HttpResponse::Ok().json(json!({
             "message": if one { "Device deactivated" } else { "All devices deactivated" },
             "code": 0,

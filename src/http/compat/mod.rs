@@ -11,11 +11,7 @@ mod wckm;
 
 use std::collections::HashMap;
 
-use actix_web::dev::HttpServiceFactory;
-use actix_web::{web, HttpRequest};
-
-use super::limits::PublicLimits;
-use super::signing::Signed;
+use actix_web::web;
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -58,15 +54,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// A public route of an adapter, guarded and signed exactly like the native public
-/// license API: abuse limits per client IP, and an Ed25519-signed answer.
-pub(crate) fn public_route(path: &str, route: actix_web::Route) -> impl HttpServiceFactory {
-    web::resource(path)
-        .wrap(PublicLimits)
-        .wrap(Signed)
-        .route(route)
-}
-
 /// A stable integer for APIs that document numeric ids: the first 12 hex digits of
 /// the UUID read as a number (48 bits, so exact in JavaScript too).
 pub(crate) fn numeric_id(id: Uuid) -> u64 {
@@ -77,11 +64,6 @@ pub(crate) fn numeric_id(id: Uuid) -> u64 {
 /// of a repeated name wins, as in PHP.
 pub(crate) fn form_params(input: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(input).into_owned().collect()
-}
-
-/// The caller's address, stored on the activations it creates.
-pub(crate) fn peer_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
 }
 
 #[cfg(test)]

@@ -6,34 +6,32 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::public_route;
-use super::{form_params, numeric_id, peer_ip};
+use super::{form_params, numeric_id};
 use crate::db;
 use crate::db::models::Activation;
 use crate::error::AppError;
 use crate::http::extract::Admin;
+use crate::http::front::{self, license_route};
 use crate::http::State;
 use crate::licensing::admin::{self, ListLicenses, MAX_PER_PAGE};
-use crate::licensing::check::{
-    self, ActivateOutcome, ActivateRequest, Code, Expect, ValidateRequest,
-};
+use crate::licensing::check::{ActivateOutcome, Code, Expect, ValidateRequest};
 use crate::licensing::input::Fingerprint;
 use crate::licensing::views::LicenseView;
 use crate::licensing::Status;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(public_route("/api/v2/licenses", web::get().to(list)));
-    cfg.service(public_route(
+    cfg.service(license_route("/api/v2/licenses", [web::get().to(list)]));
+    cfg.service(license_route(
         "/api/v2/licenses/validate",
-        web::post().to(validate),
+        [web::post().to(validate)],
     ));
-    cfg.service(public_route(
+    cfg.service(license_route(
         "/api/v2/licenses/activate",
-        web::post().to(activate),
+        [web::post().to(activate)],
     ));
 }
 
@@ -137,7 +135,11 @@ fn instance(a: &Activation) -> Value {
 #[utoipa::path(post, path = "/api/v2/licenses/validate", tag = "compat: SellApp",
     description = "Validate `{license_key, instance_id?}`. Answers in SellApp's shapes; see docs/compatibility.md.",
     responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
-async fn validate(state: web::Data<State>, body: web::Bytes) -> Result<HttpResponse, AppError> {
+async fn validate(
+    state: web::Data<State>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
     let fields = body_object(&body);
     let key = match required(&fields, "license_key") {
         Ok(key) => key,
@@ -153,16 +155,12 @@ async fn validate(state: web::Data<State>, body: web::Bytes) -> Result<HttpRespo
                 .unwrap_or(Uuid::nil()),
         ),
     };
-    let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-    let req = ValidateRequest {
+    let call = ValidateRequest {
         key,
         activation_id,
         ..Default::default()
     };
-    let checked = db::run(&state.pool, move |conn| {
-        Ok(check::check(conn, &req, interval)?)
-    })
-    .await?;
+    let checked = front::validate(&state, &http, call).await?;
     let valid = checked.code == Code::Valid;
     let license = checked
         .found
@@ -214,16 +212,13 @@ async fn activate(
             ))
         }
     };
-    let req = ActivateRequest {
+    let call = front::Activate {
         key,
         fingerprint: name,
         name: None,
-        ip: peer_ip(&req),
+        expect: Expect::default(),
     };
-    let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::activate_with(conn, &req, &Expect::default())?)
-    })
-    .await?;
+    let outcome = front::activate(&state, &req, call).await?;
     Ok(match outcome {
         ActivateOutcome::Done {
             new, activation, ..

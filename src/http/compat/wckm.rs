@@ -7,36 +7,28 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::http::limits::PublicLimits;
-use crate::http::signing::Signed;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Duration;
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::{form_params, peer_ip};
+use super::form_params;
 use crate::db::activations::Selector;
 use crate::db::models::License;
-use crate::db::{self};
 use crate::error::AppError;
+use crate::http::front::{self, license_route};
 use crate::http::State;
-use crate::licensing::check::{
-    self, ActivateOutcome, ActivateRequest, Code, DeactivateOutcome, Expect, ValidateRequest,
-};
+use crate::licensing::check::{ActivateOutcome, Code, DeactivateOutcome, Expect, ValidateRequest};
 use crate::licensing::input::Fingerprint;
 use crate::licensing::LicenseKey;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .wrap(PublicLimits)
-            .wrap(Signed)
-            .route(web::get().to(api))
-            .route(web::post().to(api)),
-    );
+    cfg.service(license_route(
+        "/",
+        [web::get().to(api), web::post().to(api)],
+    ));
 }
 
 fn failure(error: &str, message: &str) -> HttpResponse {
@@ -143,18 +135,14 @@ async fn api(
 
     match action.as_str() {
         "validate_key" => {
-            let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-            let req = ValidateRequest {
+            let call = ValidateRequest {
                 key,
                 fingerprint: label.clone(),
                 activation_id: None,
                 product: expect.product,
                 email: expect.email,
             };
-            let checked = db::run(&state.pool, move |conn| {
-                Ok(check::check(conn, &req, interval)?)
-            })
-            .await?;
+            let checked = front::validate(&state, &req, call).await?;
             let Some((license, _)) = checked.found else {
                 return Ok(invalid_key());
             };
@@ -177,16 +165,13 @@ async fn api(
             let Some(label) = label else {
                 return Ok(missing_label());
             };
-            let req = ActivateRequest {
+            let call = front::Activate {
                 key,
                 fingerprint: label.clone(),
                 name: None,
-                ip: peer_ip(&req),
+                expect,
             };
-            let outcome = db::run(&state.pool, move |conn| {
-                Ok(check::activate_with(conn, &req, &expect)?)
-            })
-            .await?;
+            let outcome = front::activate(&state, &req, call).await?;
             Ok(match outcome {
                 ActivateOutcome::Done { new, license, .. } => {
                     let message = if new {
@@ -204,11 +189,12 @@ async fn api(
             let Some(label) = label else {
                 return Ok(missing_label());
             };
-            let which = Selector::Fingerprint(label.as_str().to_owned());
-            let outcome = db::run(&state.pool, move |conn| {
-                Ok(check::deactivate_with(conn, &key, Some(&which), &expect)?)
-            })
-            .await?;
+            let call = front::Deactivate {
+                key,
+                which: Some(Selector::Fingerprint(label.as_str().to_owned())),
+                expect,
+            };
+            let outcome = front::deactivate(&state, &req, call).await?;
             Ok(match outcome {
                 DeactivateOutcome::Done { license, .. } => {
                     let extra = vec![(label_param, json!(label.as_str()))];

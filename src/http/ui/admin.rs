@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::http::State;
 use crate::licensing::accounts::{self, SignInRefused};
 use crate::licensing::admin::{self, UpdateLicense, UpdateProduct};
+use crate::licensing::api_keys;
 use crate::licensing::check::{self, Code, Deactivated};
 use crate::licensing::dashboard::{self, Search};
 use crate::licensing::history::{self, Actor};
@@ -520,11 +521,8 @@ async fn tokens_page(
     seller: &Seller,
     created: Option<String>,
 ) -> PageResult {
-    let tokens = db::run(&state.pool, dashboard::api_tokens).await?;
-    let tokens: Vec<minijinja::Value> = tokens
-        .into_iter()
-        .map(|t| context! { id => t.id, name => t.name, created_at => t.created_at, last_used_at => t.last_used_at, revoked_at => t.revoked_at })
-        .collect();
+    let mut tokens = db::run(&state.pool, api_keys::list).await?;
+    tokens.reverse();
     Ok(page(
         StatusCode::OK,
         "tokens.html",
@@ -570,7 +568,7 @@ async fn revoke_token(
     check_csrf(&req, &form.csrf)?;
     let id = path.into_inner();
     db::run(&state.pool, move |conn| {
-        dashboard::revoke_api_token(conn, id)
+        api_keys::revoke(conn, &id.to_string())
     })
     .await?;
     Ok(redirect("/admin/tokens"))
