@@ -279,12 +279,12 @@ mod tests {
         let good = sign("whsec_a", 50, BODY);
         let good_sig = good.split_once(",v1=").unwrap().1.to_owned();
         let junk = format!("v1={}", "ab".repeat(32));
-        let eight = format!("t=50,{},v1={good_sig}", vec![junk.as_str(); 7].join(","));
+        let eight = format!("t=50,{},v1={good_sig}", [junk.as_str(); 7].join(","));
         assert_eq!(
             verify(Some(&eight), BODY, &secrets(&["whsec_a"]), 50),
             Ok(())
         );
-        let nine = format!("t=50,{},v1={good_sig}", vec![junk.as_str(); 8].join(","));
+        let nine = format!("t=50,{},v1={good_sig}", [junk.as_str(); 8].join(","));
         assert_eq!(parse_header(&nine), Err(SignatureError::Malformed));
         let long = format!("{good},v0={}", "0".repeat(MAX_HEADER_LEN));
         assert_eq!(parse_header(&long), Err(SignatureError::Malformed));
