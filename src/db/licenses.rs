@@ -184,6 +184,8 @@ pub fn of_email(
 pub enum SearchTerm {
     /// A license id.
     Id(Uuid),
+    /// A whole key, normalised (the unique index serves it).
+    Key(String),
     /// Part of a key, upper-case, at least 3 characters (a trigram index serves it).
     KeyPart(String),
     /// The start of an email address, lower-case (a prefix index serves it).
@@ -214,6 +216,7 @@ pub fn search(
     match term {
         None => {}
         Some(SearchTerm::Id(id)) => q = q.filter(licenses::id.eq(*id)),
+        Some(SearchTerm::Key(key)) => q = q.filter(licenses::key.eq(key.clone())),
         Some(SearchTerm::KeyPart(part)) => {
             q = q.filter(licenses::key.like(format!("%{}%", like_literal(part))))
         }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::accounts::{hash_token, new_token};
 use super::admin::MAX_PAGE;
+use super::key::LicenseKey;
 use super::views::LicenseView;
 use crate::db::licenses::{self, ListFilter, SearchTerm, StatusCounts};
 use crate::db::models::OutboxEmail;
@@ -45,6 +46,9 @@ pub fn search_term(q: &str) -> Result<Option<SearchTerm>, AppError> {
     }
     if q.contains('@') {
         return Ok(Some(SearchTerm::EmailPrefix(q.to_lowercase())));
+    }
+    if let Some(key) = LicenseKey::parse(q) {
+        return Ok(Some(SearchTerm::Key(key.into_string())));
     }
     let part: String = q.chars().filter(|c| !c.is_whitespace()).collect();
     if part.chars().count() < 3 {
@@ -216,4 +220,41 @@ pub fn create_api_token(conn: &mut PgConnection, name: &str) -> Result<String, A
     let token = format!("lsd_{}", new_token());
     api_keys::insert(conn, name, &hash_token(&token))?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_box_tells_what_it_was_given() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            search_term(&id.to_string()).unwrap(),
+            Some(SearchTerm::Id(id))
+        );
+        assert_eq!(
+            search_term(" cs_test_123 ").unwrap(),
+            Some(SearchTerm::CheckoutSession("cs_test_123".into()))
+        );
+        assert_eq!(
+            search_term("cus_9").unwrap(),
+            Some(SearchTerm::Customer("cus_9".into()))
+        );
+        assert_eq!(
+            search_term("Ada@Example").unwrap(),
+            Some(SearchTerm::EmailPrefix("ada@example".into()))
+        );
+        assert_eq!(
+            search_term("x7k2q").unwrap(),
+            Some(SearchTerm::KeyPart("X7K2Q".into()))
+        );
+        assert!(search_term("ab").is_err());
+        assert_eq!(search_term("  ").unwrap(), None);
+        let key = LicenseKey::generate(None).into_string();
+        assert_eq!(
+            search_term(&key.to_lowercase()).unwrap(),
+            Some(SearchTerm::Key(key))
+        );
+    }
 }
