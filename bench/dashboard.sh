@@ -42,7 +42,7 @@ declare -a NAMES=(
   "pi_ payment intent"
   "sub_ subscription"
   "cus_ customer"
-  "status filter: revoked (none)"
+  "status filter: revoked"
   "license page"
 )
 declare -a PATHS=(
