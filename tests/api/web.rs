@@ -659,3 +659,52 @@ async fn a_buyer_sees_and_touches_only_their_own_licenses_with_a_cooldown() {
         1
     );
 }
+
+#[tokio::test]
+async fn user_create_prints_a_password_once_that_signs_in_and_refuses_a_taken_email() {
+    let app = seller_app(None).await;
+    let url = app.database_url.clone();
+    let run = move |args: &'static [&'static str]| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_licensd"))
+                .args(args)
+                .env("DATABASE_URL", url)
+                .env("LICENSD_LOG", "warn")
+                .env_remove("LICENSD_CONFIG")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(&["user", "create", "--email", "Owner@Example.com"])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the password alone on its line: {stdout:?}");
+    let password = lines[0].to_owned();
+    assert_eq!(password.len(), 20);
+
+    let mut b = Browser::new(&app);
+    b.get("/admin/login").await;
+    let page = b
+        .post(
+            "/admin/login",
+            &[("email", "owner@example.com"), ("password", &password)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+
+    let again = run(&["user", "create", "--email", "OWNER@example.com"])
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    let help = run(&["user", "create", "--help"]).await.unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--password-stdin"));
+}

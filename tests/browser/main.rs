@@ -123,6 +123,31 @@ async fn validate(app: &TestApp, key: &str, fingerprint: &str) -> String {
     reply.body["code"].as_str().unwrap().to_owned()
 }
 
+/// Waits (up to 30 s) for the browser to be at `path`: a click's navigation may still
+/// be under way when the click returns.
+async fn wait_path(c: &Client, path: &str) {
+    for _ in 0..300 {
+        if c.current_url().await.unwrap().path() == path {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the browser never got to {path}");
+}
+
+/// Waits (up to 30 s) for the app's validate to answer `want` for the device.
+async fn until_code(app: &TestApp, key: &str, fingerprint: &str, want: &str) {
+    let mut got = String::new();
+    for _ in 0..300 {
+        got = validate(app, key, fingerprint).await;
+        if got == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("validate of {fingerprint} answered {got}, not {want}");
+}
+
 /// Saves a screenshot into docs/screenshots/ (the README shows them).
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
@@ -224,7 +249,8 @@ async fn a_seller_signs_in_finds_a_license_by_email_frees_a_device_and_revokes_i
     fill(&c, "#email", "seller@example.com").await;
     fill(&c, "#password", PASSWORD).await;
     click(&c, "form.stack button[type=submit]").await;
-    assert_eq!(c.current_url().await.unwrap().path(), "/admin");
+    wait_path(&c, "/admin").await;
+    element(&c, "svg.chart").await;
     screenshot(&c, "overview.png").await;
 
     click(&c, "nav a[href='/admin/licenses']").await;
@@ -244,16 +270,20 @@ async fn a_seller_signs_in_finds_a_license_by_email_frees_a_device_and_revokes_i
 
     assert_eq!(validate(&app, &key, "ada-laptop").await, "VALID");
     click(&c, "button[aria-label='Free device ada-laptop']").await;
-    assert_eq!(validate(&app, &key, "ada-laptop").await, "NOT_ACTIVATED");
+    until_code(&app, &key, "ada-laptop", "NOT_ACTIVATED").await;
+    c.refresh().await.unwrap();
     assert_eq!(validate(&app, &key, "ada-desktop").await, "VALID");
 
     let revoke = c
-        .find(Locator::XPath("//button[normalize-space()='Revoke']"))
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::XPath("//button[normalize-space()='Revoke']"))
         .await
         .unwrap();
     revoke.click().await.unwrap();
+    until_code(&app, &key, "ada-desktop", "REVOKED").await;
+    c.refresh().await.unwrap();
     assert_eq!(text(&c, "#license-status").await, "revoked");
-    assert_eq!(validate(&app, &key, "ada-desktop").await, "REVOKED");
     let history = text(&c, "#history").await;
     assert!(history.contains("user: seller@example.com"), "{history}");
     c.close().await.unwrap();
@@ -289,7 +319,7 @@ async fn a_buyer_signs_in_from_the_emailed_link_and_frees_a_device_the_app_then_
     let link = &data[at..at + "/portal/sign-in?token=".len() + 64];
     c.goto(&app.url(link)).await.unwrap();
     click(&c, "#continue").await;
-    assert_eq!(c.current_url().await.unwrap().path(), "/portal/licenses");
+    wait_path(&c, "/portal/licenses").await;
     let page = text(&c, "main").await;
     assert!(page.contains(&key));
     assert!(
@@ -300,10 +330,8 @@ async fn a_buyer_signs_in_from_the_emailed_link_and_frees_a_device_the_app_then_
 
     assert_eq!(validate(&app, &key, "grace-old-laptop").await, "VALID");
     click(&c, "button[aria-label='Free device grace-old-laptop']").await;
-    assert_eq!(
-        validate(&app, &key, "grace-old-laptop").await,
-        "NOT_ACTIVATED"
-    );
+    until_code(&app, &key, "grace-old-laptop", "NOT_ACTIVATED").await;
+    c.refresh().await.unwrap();
     assert!(text(&c, "main")
         .await
         .contains("you can free another after"));
