@@ -1,6 +1,7 @@
 -- wrk script for licensd: POST bodies spread over many license keys.
 --   wrk -s bench/load.lua URL -- MODE [RATE]
--- MODE: validate (default) | activate (a new fingerprint each call) | healthz (GET)
+-- MODE: validate (default) | validate_fp (with fingerprint "bench-dev", activated on every
+-- key of the file by bench/cache.sh) | activate (a new fingerprint each call) | healthz (GET)
 -- RATE: optional target requests/s for the whole run (paced with wrk's delay()).
 -- Keys come from $KEYS_FILE (one key a line, written by bench/run.sh).
 -- Prints one machine-readable line: RESULT rps=... p50_ms=... p99_ms=...
@@ -20,7 +21,8 @@ function init(args)
       if #line > 0 then keys[#keys + 1] = line end
     end
   end
-  path = ({ validate = "/v1/licenses/validate", activate = "/v1/licenses/activate",
+  path = ({ validate = "/v1/licenses/validate", validate_fp = "/v1/licenses/validate",
+            activate = "/v1/licenses/activate",
             healthz = "/healthz" })[mode]
 end
 
@@ -38,6 +40,8 @@ function request()
   if mode == "activate" then
     counter = counter + 1
     body = '{"key":"' .. key .. '","fingerprint":"bench-' .. tag .. '-' .. counter .. '"}'
+  elseif mode == "validate_fp" then
+    body = '{"key":"' .. key .. '","fingerprint":"bench-dev"}'
   else
     body = '{"key":"' .. key .. '"}'
   end

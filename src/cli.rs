@@ -16,7 +16,7 @@ use crate::licensing::accounts;
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
 use crate::licensing::api_keys;
 use crate::licensing::history::Actor;
-use crate::licensing::signing::Signer;
+use crate::licensing::signing::{self, Signer};
 
 /// licensd: a self-hosted license key server for software sold through Stripe Checkout.
 ///
@@ -53,6 +53,18 @@ enum Command {
     /// The Ed25519 key that signs answers and license files.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
+    /// Webhooks to your own systems: endpoints, deliveries, redelivery.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+    /// Import licenses from another service or a CSV file, keeping their keys.
+    ///
+    /// Each row becomes a license of --product with its original key string, status,
+    /// expiry, seat limit, customer and (where the source has them) activations. Rows are
+    /// keyed by the source's id: running the same file again changes nothing. A bad row
+    /// is reported with its line and reason and not imported; the others are. No email is
+    /// sent unless --send-email. Prints a JSON report; exits 1 if any row was bad.
+    /// Column mappings of each preset: docs/importing.md.
+    Import(ImportArgs),
     /// Verify an offline license file (as the customer software would), and print its payload.
     ///
     /// Exits 0 when it verifies and has not expired, 1 otherwise.
@@ -60,10 +72,73 @@ enum Command {
         /// The license file; `-` reads standard input.
         file: std::path::PathBuf,
         /// The server's public key (base64, as `signing-key show` prints it). Default: this
-        /// server's key, from LICENSD_SIGNING_KEY or the database.
+        /// server's published keys (LICENSD_SIGNING_KEY and the database's key set).
         #[arg(long)]
         public_key: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Add an endpoint. Prints its signing secret once, alone on its line (keep it: it is
+    /// never shown again); the endpoint (JSON) goes to stderr.
+    Create {
+        /// Where events are POSTed, e.g. https://example.com/hooks/licensd.
+        #[arg(long)]
+        url: String,
+        /// Event types to send (repeatable; default: all): license.created,
+        /// license.updated, activation.created, activation.deleted, email.failed.
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+    },
+    /// List endpoints as JSON (secrets are not shown).
+    List,
+    /// Give an endpoint a new secret (printed once). Deliveries are signed with the new
+    /// and the previous secret until the next rotation.
+    RotateSecret { id: uuid::Uuid },
+    /// Remove an endpoint and its deliveries.
+    Delete { id: uuid::Uuid },
+    /// List the latest deliveries with their attempts and last error, as JSON.
+    Deliveries {
+        /// Only `pending`, `delivered` or `failed` ones.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Send a delivery again now (whatever its status).
+    Redeliver { id: uuid::Uuid },
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The file to read (CSV, or Keygen's licenses JSON).
+    file: std::path::PathBuf,
+    /// What produced the file: decides the column names and vocabularies.
+    #[arg(long, value_enum, default_value = "csv")]
+    from: crate::licensing::import::Preset,
+    /// The product (id or slug) the licenses are for.
+    #[arg(long)]
+    product: String,
+    /// Use another column for a field, e.g. --map email=customer_email (repeatable).
+    /// Fields: id, key, email, name, status, expires_at, max_activations, activations.
+    #[arg(long = "map", value_name = "FIELD=COLUMN")]
+    map: Vec<String>,
+    /// Keygen only: the machines JSON, imported as activations.
+    #[arg(long)]
+    machines: Option<std::path::PathBuf>,
+    /// Email for rows that have none (e.g. WC Key Manager stock not sold yet).
+    #[arg(long)]
+    default_email: Option<String>,
+    /// Report what would happen, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Queue the license email to each imported buyer (default: no email).
+    #[arg(long)]
+    send_email: bool,
+    /// Rows written per transaction.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    batch_size: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,8 +162,20 @@ enum StripeCommand {
 
 #[derive(Debug, Subcommand)]
 enum SigningKeyCommand {
-    /// Print the public key (base64, alone on its line); the key id goes to stderr.
+    /// Print the current public key (base64, alone on its line); the key id goes to stderr.
     Show,
+    /// List every stored key (current, published, retired) as JSON, newest first.
+    List,
+    /// Generate a new current key. The old one stays published at GET /v1/signing-keys,
+    /// so apps in the field keep verifying what it signed, until `retire`. Prints the new
+    /// public key; its key id goes to stderr.
+    Rotate,
+    /// Stop publishing a key: answers and license files it signed no longer verify with
+    /// the published set. The current key cannot be retired (rotate first).
+    Retire {
+        /// The key id (16 hex digits), as `signing-key list` and signatures show it.
+        key_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +225,22 @@ struct ProductArgs {
     /// Letters put in front of this product's keys, e.g. MYAPP.
     #[arg(long)]
     key_prefix: Option<String>,
+    /// Seconds a device keeps its seat after it last checked in (heartbeat or
+    /// validate); a device silent for longer frees its seat for the next activation.
+    /// Default: no lease (devices hold seats until deactivated).
+    #[arg(long)]
+    heartbeat_seconds: Option<i64>,
+    /// A feature code this product's licenses carry (validate, activate, license
+    /// files); repeat for several.
+    #[arg(long = "entitlement", value_name = "CODE")]
+    entitlements: Vec<String>,
+    /// At expiry: revoke_access (default) refuses; maintain_access keeps access to
+    /// the versions released up to the expiry date.
+    #[arg(long)]
+    expiry_behavior: Option<String>,
+    /// Let offline license files outlive the heartbeat lease.
+    #[arg(long)]
+    offline_allowed: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +289,14 @@ struct LicenseArgs {
     /// Metadata as a JSON object, e.g. '{"plan":"pro"}'.
     #[arg(long, value_parser = parse_json_object)]
     metadata: Option<serde_json::Value>,
+    /// Seconds a device keeps its seat after it last checked in, instead of the
+    /// product's; 0: no lease for this license.
+    #[arg(long)]
+    heartbeat_seconds: Option<i64>,
+    /// A feature code this license carries instead of the product's list; repeat
+    /// for several.
+    #[arg(long = "entitlement", value_name = "CODE")]
+    entitlements: Vec<String>,
     /// Do not email the key to the buyer.
     #[arg(long)]
     no_email: bool,
@@ -244,25 +355,215 @@ fn print_json(value: &impl Serialize) -> Result<(), AppError> {
 }
 
 /// `licensd verify`: the same checks the customer software makes, with the client crate.
-fn verify_file(file: &std::path::Path, public_key: &str) -> Result<(), AppError> {
+/// Verifies a license file with any of `public_keys` (base64), picked by the file's key id.
+fn verify_file(file: &std::path::Path, public_keys: &[String]) -> Result<(), AppError> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).map_err(AppError::internal)?
     } else {
         std::fs::read_to_string(file)
             .map_err(|e| AppError::invalid("FILE", format!("cannot be read: {e}")))?
     };
-    let key = licensd_client::PublicKey::from_base64(public_key)
+    let keys = public_keys
+        .iter()
+        .map(|k| licensd_client::PublicKey::from_base64(k))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AppError::invalid("--public-key", e.to_string()))?;
-    let payload = licensd_client::verify_license_file(&key, &text, Utc::now().timestamp())
+    let payload = licensd_client::verify_license_file(&keys, &text, Utc::now().timestamp())
         .map_err(|e| AppError::invalid("FILE", format!("does not verify: {e}")))?;
     print_json(&payload)?;
     let until = DateTime::from_timestamp(payload.expires_at, 0)
         .map_or_else(|| payload.expires_at.to_string(), |t| t.to_rfc3339());
     eprintln!(
         "licensd: valid, signed by key {}, until {until}",
-        key.key_id()
+        payload.key_id
     );
     Ok(())
+}
+
+fn webhook_command(
+    conn: &mut diesel::PgConnection,
+    command: WebhookCommand,
+) -> Result<(), AppError> {
+    use crate::db::webhooks;
+    let not_found = |n: usize, what| {
+        if n == 0 {
+            Err(AppError::not_found(what))
+        } else {
+            Ok(())
+        }
+    };
+    match command {
+        WebhookCommand::Create { url, events } => {
+            let url = url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.len() > 2000
+                || url.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(AppError::invalid("--url", "must be an http(s) URL"));
+            }
+            if let Some(bad) = events
+                .iter()
+                .find(|e| !webhooks::EVENT_TYPES.contains(&e.as_str()))
+            {
+                return Err(AppError::invalid(
+                    "--event",
+                    format!("`{bad}` is not one of {}", webhooks::EVENT_TYPES.join(", ")),
+                ));
+            }
+            let secret = crate::webhooks::new_secret();
+            let endpoint = webhooks::create_endpoint(conn, url, &secret, &events)?;
+            print_line(&secret)?;
+            eprintln!(
+                "{}\nlicensd: this secret is shown once; store it now",
+                serde_json::to_string(&endpoint).map_err(AppError::internal)?
+            );
+            Ok(())
+        }
+        WebhookCommand::List => print_json(&webhooks::list_endpoints(conn)?),
+        WebhookCommand::RotateSecret { id } => {
+            let secret = crate::webhooks::new_secret();
+            not_found(
+                webhooks::rotate_secret(conn, id, &secret)?,
+                "webhook endpoint",
+            )?;
+            print_line(&secret)?;
+            eprintln!("licensd: deliveries are now signed with this and the previous secret");
+            Ok(())
+        }
+        WebhookCommand::Delete { id } => {
+            not_found(webhooks::delete_endpoint(conn, id)?, "webhook endpoint")
+        }
+        WebhookCommand::Deliveries { status, limit } => {
+            if status
+                .as_deref()
+                .is_some_and(|s| !["pending", "delivered", "failed"].contains(&s))
+            {
+                return Err(AppError::invalid(
+                    "--status",
+                    "must be pending, delivered or failed",
+                ));
+            }
+            print_json(&webhooks::list_deliveries(
+                conn,
+                status.as_deref(),
+                limit.clamp(1, 1000),
+            )?)
+        }
+        WebhookCommand::Redeliver { id } => {
+            not_found(webhooks::redeliver(conn, id)?, "webhook delivery")
+        }
+    }
+}
+
+fn open(path: &std::path::Path, what: &'static str) -> Result<std::fs::File, AppError> {
+    std::fs::File::open(path).map_err(|e| AppError::invalid(what, format!("cannot be read: {e}")))
+}
+
+fn import(conn: &mut diesel::PgConnection, args: ImportArgs) -> Result<(), AppError> {
+    use std::io::IsTerminal;
+
+    use crate::licensing::import::{self, Options, Preset};
+    let opts = Options {
+        preset: args.from,
+        product: args.product,
+        dry_run: args.dry_run,
+        send_email: args.send_email,
+        default_email: args.default_email,
+        batch_size: args.batch_size as usize,
+    };
+    let file = open(&args.file, "FILE")?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(size)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut writer = import::Writer::new(conn, opts.clone())?;
+    let mut on_bad = |bad: &import::BadRow| {
+        bar.suspend(|| eprintln!("licensd: line {}: {}", bad.line, bad.reason));
+    };
+    let mut rows = Vec::new();
+    let mut sink = |row| {
+        rows.push(row);
+        Ok(())
+    };
+    // Rows reach the writer through `rows` so the reader and writer borrow apart.
+    let input = std::io::BufReader::with_capacity(1 << 16, file);
+    match args.from {
+        Preset::Keygen => {
+            let machines = args
+                .machines
+                .as_deref()
+                .map(|p| open(p, "--machines"))
+                .transpose()?;
+            import::read_keygen(input, machines, &opts, &mut sink)?;
+            for row in rows.drain(..) {
+                writer.push(row, &mut on_bad)?;
+            }
+        }
+        preset => {
+            let columns = preset.columns().with_overrides(&args.map)?;
+            let mut pending: Result<(), AppError> = Ok(());
+            let mut sink = |row| {
+                if pending.is_ok() {
+                    pending = writer.push(row, &mut on_bad);
+                }
+                Ok(())
+            };
+            import::read_csv(input, &columns, &opts, &mut sink, &mut |bytes| {
+                bar.set_position(bytes)
+            })?;
+            pending?;
+        }
+    }
+    writer.flush(&mut on_bad)?;
+    bar.finish_and_clear();
+    let report = writer.report;
+    print_json(&report)?;
+    if report.bad_rows > 0 {
+        return Err(AppError::invalid(
+            "FILE",
+            format!(
+                "{} of {} rows were not imported (see the lines above)",
+                report.bad_rows, report.rows
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn signing_key_command(
+    conn: &mut diesel::PgConnection,
+    settings: &Settings,
+    command: SigningKeyCommand,
+) -> Result<(), AppError> {
+    match command {
+        SigningKeyCommand::Show => {
+            let public = Signer::load(conn, settings.signing_key.as_ref())?.public_key();
+            print_line(&public.public_key)?;
+            eprintln!("licensd: key id {} ({})", public.key_id, public.algorithm);
+            Ok(())
+        }
+        SigningKeyCommand::List => print_json(&signing::list(conn)?),
+        SigningKeyCommand::Rotate => {
+            let public = signing::rotate(conn)?;
+            print_line(&public.public_key)?;
+            eprintln!(
+                "licensd: key {} is now current; the previous key stays published until retired. \
+                 Running servers switch within signing_key_refresh_secs ({} s).",
+                public.key_id, settings.signing_key_refresh_secs
+            );
+            if settings.signing_key.is_some() {
+                eprintln!("licensd: LICENSD_SIGNING_KEY is set: servers with it keep signing with that key");
+            }
+            Ok(())
+        }
+        SigningKeyCommand::Retire { key_id } => {
+            signing::retire(conn, &key_id)?;
+            eprintln!("licensd: key {key_id} is retired; what it signed no longer verifies with the published keys");
+            Ok(())
+        }
+    }
 }
 
 /// A new admin token: 32 random bytes, hex, behind a recognisable prefix.
@@ -375,7 +676,7 @@ impl Command {
             public_key: Some(key),
         } = &self
         {
-            return verify_file(file, key);
+            return verify_file(file, std::slice::from_ref(key));
         }
         let pool = db::prepare(
             &settings.database_url,
@@ -388,16 +689,13 @@ impl Command {
                 email,
                 password_stdin,
             }) => create_user(conn, &email, password_stdin),
-            Command::SigningKey(SigningKeyCommand::Show) => {
-                let signer = Signer::load(conn, settings.signing_key.as_ref())?;
-                let public = signer.public_key();
-                print_line(&public.public_key)?;
-                eprintln!("licensd: key id {} ({})", public.key_id, public.algorithm);
-                Ok(())
-            }
+            Command::SigningKey(command) => signing_key_command(conn, &settings, command),
+            Command::Import(args) => import(conn, args),
+            Command::Webhook(command) => webhook_command(conn, command),
             Command::Verify { file, .. } => {
-                let signer = Signer::load(conn, settings.signing_key.as_ref())?;
-                verify_file(&file, &signer.public_key().public_key)
+                let keys = Signer::load(conn, settings.signing_key.as_ref())?.key_set();
+                let keys: Vec<String> = keys.keys.into_iter().map(|k| k.key.public_key).collect();
+                verify_file(&file, &keys)
             }
             // `serve` and `stripe` returned above.
             Command::Migrate | Command::Serve | Command::Stripe(_) => {
@@ -433,6 +731,10 @@ impl Command {
                     max_activations: a.max_activations,
                     duration_days: a.duration_days,
                     key_prefix: a.key_prefix,
+                    heartbeat_seconds: a.heartbeat_seconds,
+                    entitlements: a.entitlements,
+                    expiry_behavior: a.expiry_behavior,
+                    offline_allowed: Some(a.offline_allowed),
                 };
                 print_json(&admin::create_product(conn, &req)?)
             }
@@ -446,6 +748,8 @@ impl Command {
                     expires_at: a.expires_at.map(Some),
                     metadata: a.metadata,
                     send_email: Some(!a.no_email),
+                    heartbeat_seconds: a.heartbeat_seconds,
+                    entitlements: (!a.entitlements.is_empty()).then_some(a.entitlements),
                 };
                 print_json(&admin::create_license(conn, &Actor::Cli, &req)?)
             }

@@ -25,8 +25,22 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     pub workers: usize,
     pub shutdown_timeout_secs: u64,
+    /// Time a client has to send a request's headers (ms).
+    pub client_header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers are in (s).
+    pub body_timeout_secs: u64,
+    /// How long an idle keep-alive connection stays open (s; 0: closed after each request).
+    pub keep_alive_secs: u64,
+    /// Connections one client address may hold open at once (0: no cap).
+    pub max_connections_per_ip: usize,
 
     pub last_seen_interval_secs: u32,
+    /// Memory budget of the in-process validate cache, in MiB; 0 turns the cache off.
+    pub cache_budget_mib: u32,
+    /// Longest a cached answer is served while the database is unreachable, in seconds.
+    pub cache_max_stale_secs: u64,
+    /// How often `last_seen_at` refreshes from cached validates are written, in ms.
+    pub cache_touch_flush_ms: u64,
 
     /// Drop-in endpoints of other license services (`http::compat`), each switchable.
     pub compat_checkoutkeys: bool,
@@ -43,6 +57,8 @@ pub struct Settings {
     pub stripe_api_key: Option<SecretString>,
     pub stripe_api_base: String,
     pub subscription_grace_days: u32,
+    /// Days a past-due (or unpaid) subscription keeps working after the payment was due.
+    pub past_due_grace_days: u32,
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub smtp_url: Option<SecretString>,
@@ -64,6 +80,14 @@ pub struct Settings {
 
     #[serde(default, deserialize_with = "optional_secret")]
     pub signing_key: Option<SecretString>,
+    /// Seconds between re-reads of the stored key set (rotation reaches running instances).
+    pub signing_key_refresh_secs: u64,
+    /// Webhooks to the seller: poll interval, first retry wait (doubles per failure, at
+    /// most 6 h), attempts before giving up, and the request timeout.
+    pub webhook_poll_ms: u64,
+    pub webhook_retry_base_ms: u64,
+    pub webhook_max_attempts: u32,
+    pub webhook_timeout_secs: u64,
     pub license_file_ttl_days: u32,
     pub license_file_max_ttl_days: u32,
 

@@ -21,6 +21,10 @@ pub enum AppError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
 
+    /// 408: the request body did not arrive within the body deadline.
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout { secs: u64 },
+
     /// 413
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -106,6 +110,7 @@ impl AppError {
             AppError::Unauthorized => "unauthorized",
             AppError::NotFound { .. } => "not_found",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::RequestTimeout { .. } => "request_timeout",
             AppError::InvalidField { .. } => "invalid_field",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::InvalidSignature(_) => "invalid_signature",

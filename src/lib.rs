@@ -20,6 +20,7 @@ pub mod licensing;
 pub mod metrics;
 pub mod stripe;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use config::Settings;
 pub use http::Application;

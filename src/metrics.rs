@@ -28,6 +28,7 @@ pub struct Metrics {
     webhooks: IntCounterVec,
     email_send_failures: IntCounter,
     pool_wait: prometheus::Histogram,
+    validate_cache: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -94,6 +95,14 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
         )
         .expect("valid metric");
+        let validate_cache = IntCounterVec::new(
+            Opts::new(
+                "licensd_validate_cache_total",
+                "Validate lookups by where the answer came from: hit (the cache), miss (Postgres, then cached), stale (the cache while Postgres was unreachable).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -102,6 +111,7 @@ impl Metrics {
             Box::new(webhooks.clone()),
             Box::new(email_send_failures.clone()),
             Box::new(pool_wait.clone()),
+            Box::new(validate_cache.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -114,6 +124,7 @@ impl Metrics {
             webhooks,
             email_send_failures,
             pool_wait,
+            validate_cache,
         }
     }
 }
@@ -157,4 +168,9 @@ pub fn record_email_send_failure() {
 /// Time spent waiting for a pooled connection.
 pub fn record_pool_wait(waited: Duration) {
     get().pool_wait.observe(waited.as_secs_f64());
+}
+
+/// Where a validate answer came from: `hit`, `miss` or `stale`.
+pub fn record_validate_cache(result: &'static str) {
+    get().validate_cache.with_label_values(&[result]).inc();
 }

@@ -1,7 +1,7 @@
 """Verify licensd answers and license files in Python (pip install cryptography).
 
 Usage: python3 verify.py BASE_URL LICENSE_KEY [FINGERPRINT]
-(the demo fetches the public key; a real app embeds it instead)
+(the demo fetches the public keys; a real app embeds them instead)
 """
 import base64
 import hashlib
@@ -18,20 +18,31 @@ BEGIN = "-----BEGIN LICENSD LICENSE FILE-----"
 END = "-----END LICENSD LICENSE FILE-----"
 
 
-def verify_response(public_key_b64, method, path, status, body, header, max_skew=300):
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_response(public_keys, method, path, request_body, status, body, header, max_skew=300):
     """Raises (cryptography.exceptions.InvalidSignature or ValueError) unless the answer
-    is signed by the key, for this method, path and status, and recent."""
-    fields = dict(part.strip().split("=", 1) for part in header.split(","))
+    is signed by one of `public_keys` ({key_id: base64 public key}), for this method,
+    path, request body and status, and recent."""
+    fields = dict(part.strip().split("=", 1) for part in (header or "").split(","))
+    if fields.get("v") != "2":
+        raise ValueError("unsupported signature version (v=2 binds the request)")
     if fields.get("alg") != "ed25519":
         raise ValueError("unknown algorithm")
+    public_key_b64 = public_keys.get(fields.get("keyid"))
+    if public_key_b64 is None:
+        raise ValueError("signed by an unknown or retired key")
     ts = int(fields["ts"])
     message = "\n".join([
-        "licensd-response-v1",
+        "licensd-response-v2",
         str(ts),
         method.upper(),
         path,  # path and query exactly as requested
+        sha256_hex(request_body),  # the exact bytes you sent (b"" without a body)
         str(status),
-        hashlib.sha256(body).hexdigest(),
+        sha256_hex(body),
     ]).encode()
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
     key.verify(base64.b64decode(fields["sig"]), message)
@@ -39,11 +50,24 @@ def verify_response(public_key_b64, method, path, status, body, header, max_skew
         raise ValueError("stale signature")
 
 
-def verify_license_file(public_key_b64, text, now=None):
+def check_answer_is_for(answer, key, fingerprint=None):
+    """Raises ValueError unless the answer names the key (and device) that were sent."""
+    license_key = (answer.get("license") or {}).get("key")
+    if license_key is not None and license_key.strip().upper() != key.strip().upper():
+        raise ValueError("answer is for another license key")
+    device = (answer.get("activation") or {}).get("fingerprint")
+    if device is not None and device != fingerprint:
+        raise ValueError("answer is for another device")
+
+
+def verify_license_file(public_keys, text, now=None):
     """Returns the payload of a valid, unexpired license file; raises otherwise."""
     inner = text.split(BEGIN, 1)[1].split(END, 1)[0]
     payload_b64, sig_b64 = "".join(inner.split()).split(".", 1)
     payload = base64.b64decode(payload_b64)
+    public_key_b64 = public_keys.get(json.loads(payload).get("key_id"))
+    if public_key_b64 is None:
+        raise ValueError("signed by an unknown or retired key")
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64))
     key.verify(base64.b64decode(sig_b64), payload)
     data = json.loads(payload)
@@ -53,30 +77,42 @@ def verify_license_file(public_key_b64, text, now=None):
 
 
 def post(base, path, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+    """Returns (request bytes, status, signature header, response bytes)."""
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method="POST",
                                  headers={"content-type": "application/json"})
     try:
         with urllib.request.urlopen(req) as res:
-            return res.status, res.headers["licensd-signature"], res.read()
+            return data, res.status, res.headers["licensd-signature"], res.read()
     except urllib.error.HTTPError as res:
-        return res.code, res.headers["licensd-signature"], res.read()
+        return data, res.code, res.headers["licensd-signature"], res.read()
+
+
+def fetch_keys(base):
+    with urllib.request.urlopen(base + "/v1/signing-keys") as res:
+        return {k["key_id"]: k["public_key"] for k in json.load(res)["keys"]}
 
 
 if __name__ == "__main__":
     base, key = sys.argv[1], sys.argv[2]
     fingerprint = sys.argv[3] if len(sys.argv) > 3 else None
-    with urllib.request.urlopen(base + "/v1/signing-key") as res:
-        public_key = json.load(res)["public_key"]
+    public_keys = fetch_keys(base)
     nonce = secrets.token_hex(16)
-    status, header, body = post(base, "/v1/licenses/validate", {"key": key, "nonce": nonce})
-    verify_response(public_key, "POST", "/v1/licenses/validate", status, body, header)
+    request = {"key": key, "nonce": nonce}
+    if fingerprint:
+        request["fingerprint"] = fingerprint
+    sent, status, header, body = post(base, "/v1/licenses/validate", request)
+    verify_response(public_keys, "POST", "/v1/licenses/validate", sent, status, body, header)
     answer = json.loads(body)
+    check_answer_is_for(answer, key, fingerprint)
     assert answer["nonce"] == nonce, "answer is not for this request"
-    print("validate:", answer["code"], "(signature ok, nonce ok)")
+    print("validate:", answer["code"], "(signature ok, request bound, nonce ok)")
     request = {"key": key, "ttl_days": 7}
     if fingerprint:
         request["fingerprint"] = fingerprint
-    status, header, body = post(base, "/v1/licenses/checkout", request)
-    verify_response(public_key, "POST", "/v1/licenses/checkout", status, body, header)
-    data = verify_license_file(public_key, json.loads(body)["license_file"])
-    print("license file: valid until", data["expires_at"], "for", data["license"]["key"])
+    sent, status, header, body = post(base, "/v1/licenses/checkout", request)
+    verify_response(public_keys, "POST", "/v1/licenses/checkout", sent, status, body, header)
+    data = verify_license_file(public_keys, json.loads(body)["license_file"])
+    check_answer_is_for(data, key, fingerprint)
+    print("license file: valid until", data["expires_at"], "for", data["license"]["key"],
+          "signed by", data["key_id"])

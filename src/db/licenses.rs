@@ -21,41 +21,66 @@ pub fn find(conn: &mut PgConnection, id_or_key: &str) -> QueryResult<Option<(Lic
         .select((License::as_select(), Product::as_select()))
         .into_boxed();
     let query = match Uuid::parse_str(id_or_key) {
-        Ok(id) => query.filter(licenses::id.eq(id)),
-        Err(_) => query.filter(licenses::key.eq(id_or_key)),
+        // An imported key may itself be a UUID (Lemon Squeezy's are).
+        Ok(id) => query.filter(
+            licenses::id
+                .eq(id)
+                .or(upper(licenses::key).eq(id_or_key.to_ascii_uppercase())),
+        ),
+        Err(_) => query.filter(upper(licenses::key).eq(id_or_key)),
     };
     query.first(conn).optional()
 }
 
-/// The validate hot path: license, product and (if a fingerprint or an activation id
-/// is given) that activation, in one indexed read.
+/// The validate hot path: license and product by key, and the activation the caller
+/// names (by fingerprint or id), in one indexed read. Activation rows are read only when
+/// a device is named, through the (license, fingerprint) index or the primary key: a
+/// prepared `OR` of both would make Postgres read every activation of the license.
 pub fn find_for_check(
     conn: &mut PgConnection,
     key: &str,
     fingerprint: Option<&str>,
     activation_id: Option<Uuid>,
 ) -> QueryResult<Option<(License, Product, Option<Activation>)>> {
-    licenses::table
+    let base = licenses::table
         .inner_join(products::table)
-        .left_join(
-            activations::table.on(activations::license_id.eq(licenses::id).and(
-                activations::fingerprint
-                    .nullable()
-                    .eq(fingerprint)
-                    .or(activations::id.nullable().eq(activation_id)),
-            )),
-        )
-        .filter(licenses::key.eq(key))
-        .select((
-            License::as_select(),
-            Product::as_select(),
-            Option::<Activation>::as_select(),
-        ))
-        .first(conn)
-        .optional()
+        .filter(upper(licenses::key).eq(key));
+    let select = (
+        License::as_select(),
+        Product::as_select(),
+        Option::<Activation>::as_select(),
+    );
+    let on_license = activations::license_id.eq(licenses::id);
+    match (fingerprint, activation_id) {
+        (None, None) => Ok(base
+            .select((License::as_select(), Product::as_select()))
+            .first::<(License, Product)>(conn)
+            .optional()?
+            .map(|(l, p)| (l, p, None))),
+        (Some(fp), None) => base
+            .left_join(activations::table.on(on_license.and(activations::fingerprint.eq(fp))))
+            .select(select)
+            .first(conn)
+            .optional(),
+        (None, Some(id)) => base
+            .left_join(activations::table.on(on_license.and(activations::id.eq(id))))
+            .select(select)
+            .first(conn)
+            .optional(),
+        (Some(fp), Some(id)) => base
+            .left_join(
+                activations::table
+                    .on(on_license.and(activations::fingerprint.eq(fp).or(activations::id.eq(id)))),
+            )
+            .select(select)
+            .first(conn)
+            .optional(),
+    }
 }
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+// `licenses_key_upper_unique` indexes `upper(key)`: look-ups ignore the case of imported keys.
+diesel::define_sql_function!(fn upper(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 /// What the admin list filters on. `status` is the effective status, so `expired`
 /// and `active` are told apart by `expires_at` as of `now`.
@@ -302,4 +327,17 @@ pub fn status_counts(conn: &mut PgConnection) -> QueryResult<StatusCounts> {
          FROM licenses",
     )
     .get_result(conn)
+}
+
+/// The license whose id starts with the 48 bits of `prefix` (the numeric ids of the
+/// compatibility APIs): a range read on the primary key.
+pub fn id_with_prefix(conn: &mut PgConnection, prefix: u64) -> QueryResult<Option<Uuid>> {
+    let low = u128::from(prefix & 0xFFFF_FFFF_FFFF) << 80;
+    let high = low | ((1u128 << 80) - 1);
+    licenses::table
+        .filter(licenses::id.between(Uuid::from_u128(low), Uuid::from_u128(high)))
+        .order(licenses::id)
+        .select(licenses::id)
+        .first(conn)
+        .optional()
 }

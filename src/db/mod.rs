@@ -5,6 +5,7 @@
 pub mod activations;
 pub mod api_keys;
 pub mod history;
+pub mod imports;
 pub mod licenses;
 pub mod models;
 pub mod outbox;
@@ -14,7 +15,9 @@ pub mod schema;
 pub mod signing_keys;
 pub mod stats;
 pub mod stripe_events;
+pub mod subscriptions;
 pub mod web;
+pub mod webhooks;
 
 use std::time::Duration;
 

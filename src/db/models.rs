@@ -19,6 +19,13 @@ pub struct Product {
     pub key_prefix: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Seconds a device stays alive after it was last seen; `None`: until deactivated.
+    pub heartbeat_seconds: Option<i32>,
+    pub entitlements: Vec<Option<String>>,
+    /// `revoke_access` or `maintain_access`.
+    pub expiry_behavior: String,
+    /// Offline license files may outlive the heartbeat lease.
+    pub offline_allowed: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -29,6 +36,10 @@ pub struct NewProduct<'a> {
     pub max_activations: Option<i32>,
     pub duration_days: Option<i32>,
     pub key_prefix: Option<&'a str>,
+    pub heartbeat_seconds: Option<i32>,
+    pub entitlements: Vec<String>,
+    pub expiry_behavior: &'a str,
+    pub offline_allowed: bool,
 }
 
 /// A product change; `None` leaves a column as it is, `Some(None)` sets it to NULL.
@@ -40,6 +51,10 @@ pub struct ProductChanges {
     pub max_activations: Option<Option<i32>>,
     pub duration_days: Option<Option<i32>>,
     pub key_prefix: Option<Option<String>>,
+    pub heartbeat_seconds: Option<Option<i32>>,
+    pub entitlements: Option<Vec<String>>,
+    pub expiry_behavior: Option<String>,
+    pub offline_allowed: Option<bool>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -72,6 +87,17 @@ pub struct License {
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Overrides the product's lease: `Some(0)` no lease, `None` the product's.
+    pub heartbeat_seconds: Option<i32>,
+    /// Overrides the product's entitlements when set.
+    pub entitlements: Option<Vec<Option<String>>>,
+    /// The Stripe subscription's status as last reported (`active`, `past_due`, ...).
+    pub subscription_status: Option<String>,
+    /// When that state was current (the event's `created`, or the API read).
+    pub subscription_state_at: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    /// While past due: the end of the payment grace.
+    pub past_due_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, Insertable)]
@@ -91,6 +117,8 @@ pub struct NewLicense {
     pub stripe_customer_id: Option<String>,
     pub stripe_subscription_id: Option<String>,
     pub metadata: serde_json::Value,
+    pub heartbeat_seconds: Option<i32>,
+    pub entitlements: Option<Vec<String>>,
 }
 
 /// A license change; `None` leaves a column as it is, `Some(None)` sets it to NULL.
@@ -101,6 +129,8 @@ pub struct LicenseChanges {
     pub max_activations: Option<Option<i32>>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub metadata: Option<serde_json::Value>,
+    pub heartbeat_seconds: Option<Option<i32>>,
+    pub entitlements: Option<Option<Vec<String>>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 

@@ -74,6 +74,14 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        heartbeat_seconds -> Nullable<Int4>,
+        entitlements -> Nullable<Array<Nullable<Text>>>,
+        subscription_status -> Nullable<Text>,
+        subscription_state_at -> Nullable<Timestamptz>,
+        cancel_at_period_end -> Bool,
+        past_due_until -> Nullable<Timestamptz>,
+        import_source -> Nullable<Text>,
+        import_id -> Nullable<Text>,
     }
 }
 
@@ -113,14 +121,20 @@ diesel::table! {
         key_prefix -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        heartbeat_seconds -> Nullable<Int4>,
+        entitlements -> Array<Nullable<Text>>,
+        expiry_behavior -> Text,
+        offline_allowed -> Bool,
     }
 }
 
 diesel::table! {
     signing_keys (id) {
-        id -> Int2,
+        id -> Int4,
         seed -> Bytea,
         created_at -> Timestamptz,
+        status -> Text,
+        retired_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -165,11 +179,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        seq -> Int8,
+        endpoint_id -> Uuid,
+        event_id -> Uuid,
+        event_type -> Text,
+        license_id -> Nullable<Uuid>,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        url -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        event_types -> Array<Nullable<Text>>,
+        created_at -> Timestamptz,
+        disabled_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(activations -> licenses (license_id));
 diesel::joinable!(license_history -> licenses (license_id));
 diesel::joinable!(licenses -> products (product_id));
 diesel::joinable!(product_prices -> products (product_id));
 diesel::joinable!(web_sessions -> users (user_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activations,
@@ -186,4 +232,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     stripe_reversals,
     users,
     web_sessions,
+    webhook_deliveries,
+    webhook_endpoints,
 );

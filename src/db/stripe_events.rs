@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::on_constraint;
-use uuid::Uuid;
 
 use super::models::{License, NewLicense};
 use super::schema::{licenses, stripe_events};
@@ -54,81 +53,6 @@ pub fn insert_minted(conn: &mut PgConnection, new: &NewLicense) -> QueryResult<O
         .optional()
 }
 
-/// Sets `status` on the licenses paid by `payment_intent` whose status is one of `from`;
-/// returns each changed license's id and its status before.
-pub fn set_status_by_payment_intent(
-    conn: &mut PgConnection,
-    payment_intent: &str,
-    from: &[&str],
-    to: &str,
-) -> QueryResult<Vec<(Uuid, String)>> {
-    let before: Vec<(Uuid, String)> = licenses::table
-        .filter(licenses::stripe_payment_intent_id.eq(payment_intent))
-        .filter(licenses::status.eq_any(from))
-        .select((licenses::id, licenses::status))
-        .for_update()
-        .load(conn)?;
-    let ids: Vec<Uuid> = before.iter().map(|(id, _)| *id).collect();
-    diesel::update(licenses::table.filter(licenses::id.eq_any(&ids)))
-        .set((licenses::status.eq(to), licenses::updated_at.eq(Utc::now())))
-        .execute(conn)?;
-    Ok(before)
-}
-
-/// Moves the expiry of a subscription's licenses out to `until`, never in: perpetual
-/// licenses and later expiries stay as they are. Returns each changed license's id and
-/// its expiry before.
-pub fn extend_subscription(
-    conn: &mut PgConnection,
-    subscription: &str,
-    until: DateTime<Utc>,
-) -> QueryResult<Vec<(Uuid, Option<DateTime<Utc>>)>> {
-    let before: Vec<(Uuid, Option<DateTime<Utc>>)> = licenses::table
-        .filter(licenses::stripe_subscription_id.eq(subscription))
-        .filter(licenses::expires_at.lt(until))
-        .select((licenses::id, licenses::expires_at))
-        .for_update()
-        .load(conn)?;
-    set_expiry(conn, &before, until)?;
-    Ok(before)
-}
-
-/// Ends a subscription's licenses at `now` (those not already expired). Returns each
-/// changed license's id and its expiry before.
-pub fn expire_subscription(
-    conn: &mut PgConnection,
-    subscription: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<(Uuid, Option<DateTime<Utc>>)>> {
-    let before: Vec<(Uuid, Option<DateTime<Utc>>)> = licenses::table
-        .filter(licenses::stripe_subscription_id.eq(subscription))
-        .filter(
-            licenses::expires_at
-                .is_null()
-                .or(licenses::expires_at.gt(now)),
-        )
-        .select((licenses::id, licenses::expires_at))
-        .for_update()
-        .load(conn)?;
-    set_expiry(conn, &before, now)?;
-    Ok(before)
-}
-
-fn set_expiry(
-    conn: &mut PgConnection,
-    rows: &[(Uuid, Option<DateTime<Utc>>)],
-    to: DateTime<Utc>,
-) -> QueryResult<()> {
-    let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-    diesel::update(licenses::table.filter(licenses::id.eq_any(&ids)))
-        .set((
-            licenses::expires_at.eq(to),
-            licenses::updated_at.eq(Utc::now()),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// An event as the dashboard lists it (without its payload).
 #[derive(Debug, Clone, Queryable, serde::Serialize)]
 pub struct EventSummary {
@@ -155,4 +79,35 @@ pub fn recent(
             stripe_events::outcome,
         ))
         .load(conn)
+}
+
+#[derive(diesel::QueryableByName)]
+struct StoredState {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    object: serde_json::Value,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    created: i64,
+}
+
+/// The subscription object of the newest `customer.subscription.*` event recorded for
+/// `subscription`, with the event's `created` (unix seconds).
+pub fn latest_subscription_state(
+    conn: &mut PgConnection,
+    subscription: &str,
+) -> QueryResult<Option<(serde_json::Value, i64)>> {
+    let row: Option<StoredState> = diesel::sql_query(
+        "SELECT payload->'data'->'object' AS object, \
+                trunc((payload->>'created')::numeric)::bigint AS created \
+         FROM stripe_events \
+         WHERE event_type LIKE 'customer.subscription.%' \
+           AND jsonb_typeof(payload->'created') = 'number' \
+           AND (payload->>'created')::numeric BETWEEN 0 AND 1e12 \
+           AND payload->'data'->'object'->>'id' = $1 \
+         ORDER BY (payload->>'created')::numeric DESC, received_at DESC \
+         LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Text, _>(subscription)
+    .get_result(conn)
+    .optional()?;
+    Ok(row.map(|r| (r.object, r.created)))
 }

@@ -265,12 +265,19 @@ async fn deliver(
             tracing::warn!(email_id = %id, attempts, give_up, retry_in_ms = wait.as_millis() as u64, %error, "license email not sent");
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(LEASE);
             let error = error.chars().take(1000).collect::<String>();
+            let (recipient, license_ids) = (email.recipient.clone(), email.license_ids.clone());
             db::run(pool, move |conn| {
                 conn.transaction(|conn| {
                     outbox::mark_failed(conn, id, &error, next, give_up)?;
                     if !give_up {
                         return Ok(());
                     }
+                    // The seller hears of an email that will not go out.
+                    let object = json!({
+                        "id": id, "recipient": recipient, "license_ids": license_ids,
+                        "attempts": attempts + 1, "last_error": error,
+                    });
+                    db::webhooks::announce(conn, "email.failed", None, &object)?;
                     let after = json!({ "email_id": id, "to": to, "error": error });
                     record(conn, &licenses, "email_failed", after)
                 })

@@ -1,6 +1,8 @@
 //! The seller's admin API: products and licenses. Every handler takes `Admin` first,
 //! so a request without a valid token is refused before its body is read.
 
+use super::routes::Table;
+use crate::route;
 use actix_web::{web, HttpResponse};
 use uuid::Uuid;
 
@@ -15,78 +17,25 @@ use crate::licensing::api_keys;
 use crate::licensing::check::{self, Deactivated};
 use crate::licensing::history::Actor;
 
-/// The routes of this module, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/products"),
-    ("POST", "/v1/products"),
-    ("GET", "/v1/products/{product}"),
-    ("PATCH", "/v1/products/{product}"),
-    ("GET", "/v1/licenses"),
-    ("POST", "/v1/licenses"),
-    ("GET", "/v1/licenses/{license}"),
-    ("PATCH", "/v1/licenses/{license}"),
-    ("POST", "/v1/licenses/{license}/resend-email"),
-    ("GET", "/v1/licenses/{license}/history"),
-    ("DELETE", "/v1/licenses/{license}/activations/{activation}"),
-    ("GET", "/v1/api-keys"),
-    ("DELETE", "/v1/api-keys/{api_key}"),
-];
-
-/// This module's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    create_product,
-    list_products,
-    get_product,
-    update_product,
-    create_license,
-    list_licenses,
-    get_license,
-    update_license,
-    resend_email,
-    license_history,
-    delete_activation,
-    list_api_keys,
-    revoke_api_key
-))]
-pub struct Api;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/products")
-            .route(web::get().to(list_products))
-            .route(web::post().to(create_product)),
-    )
-    .service(
-        web::resource("/v1/products/{product}")
-            .route(web::get().to(get_product))
-            .route(web::patch().to(update_product)),
-    )
-    .service(
-        web::resource("/v1/licenses")
-            .route(web::get().to(list_licenses))
-            .route(web::post().to(create_license)),
-    )
-    .service(
-        web::resource("/v1/licenses/{license}")
-            .route(web::get().to(get_license))
-            .route(web::patch().to(update_license)),
-    )
-    .service(
-        web::resource("/v1/licenses/{license}/resend-email").route(web::post().to(resend_email)),
-    )
-    .service(web::resource("/v1/licenses/{license}/history").route(web::get().to(license_history)))
-    .service(
-        web::resource("/v1/licenses/{license}/activations/{activation}")
-            .route(web::delete().to(delete_activation)),
-    )
-    .service(web::resource("/v1/api-keys").route(web::get().to(list_api_keys)))
-    .service(web::resource("/v1/api-keys/{api_key}").route(web::delete().to(revoke_api_key)));
+pub fn routes(t: &mut Table) {
+    t.add(route!(Plain, list_products))
+        .add(route!(Plain, create_product))
+        .add(route!(Plain, get_product))
+        .add(route!(Plain, update_product))
+        .add(route!(Plain, list_licenses))
+        .add(route!(Plain, create_license))
+        .add(route!(Plain, get_license))
+        .add(route!(Plain, update_license))
+        .add(route!(Plain, resend_email))
+        .add(route!(Plain, license_history))
+        .add(route!(Plain, delete_activation))
+        .add(route!(Plain, list_api_keys))
+        .add(route!(Plain, revoke_api_key));
 }
 
 #[utoipa::path(post, path = "/v1/products", tag = "admin", security(("admin_token" = [])),
     request_body(content = Object, description = "`{name, slug?, stripe_price_ids?, max_activations?, duration_days?, key_prefix?}`"),
-    responses((status = 201, description = "The product", body = Object), (status = 409, description = "Slug or price already used", body = super::openapi::ErrorBody), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "The product", body = Object), (status = 409, description = "Slug or price already used", body = super::error::ErrorBody), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::error::ErrorBody)))]
 async fn create_product(
     _: Admin,
     state: web::Data<State>,
@@ -100,14 +49,14 @@ async fn create_product(
 }
 
 #[utoipa::path(get, path = "/v1/products", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, description = "`{data: [product]}`", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "`{data: [product]}`", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody)))]
 async fn list_products(_: Admin, state: web::Data<State>) -> Result<HttpResponse, AppError> {
     let products = db::run(&state.pool, admin::list_products).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": products })))
 }
 
 #[utoipa::path(get, path = "/v1/products/{product}", tag = "admin", security(("admin_token" = [])), params(("product" = String, Path, description = "Product id or slug")),
-    responses((status = 200, description = "The product", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The product", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody)))]
 async fn get_product(
     _: Admin,
     state: web::Data<State>,
@@ -119,7 +68,7 @@ async fn get_product(
 
 #[utoipa::path(patch, path = "/v1/products/{product}", tag = "admin", security(("admin_token" = [])), params(("product" = String, Path, description = "Product id or slug")),
     request_body(content = Object, description = "Any of `{name, stripe_price_ids, max_activations, duration_days, key_prefix}`"),
-    responses((status = 200, description = "The product", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The product", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::error::ErrorBody)))]
 async fn update_product(
     _: Admin,
     state: web::Data<State>,
@@ -130,12 +79,13 @@ async fn update_product(
         admin::update_product(conn, &path, &body.0)
     })
     .await?;
+    state.cache.clear();
     Ok(HttpResponse::Ok().json(product))
 }
 
 #[utoipa::path(post, path = "/v1/licenses", tag = "admin", security(("admin_token" = [])),
     request_body(content = Object, description = "`{product, email, name?, max_activations?, expires_at?, metadata?, send_email?}`"),
-    responses((status = 201, description = "The license with its key", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 201, description = "The license with its key", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::error::ErrorBody)))]
 async fn create_license(
     Admin(token): Admin,
     state: web::Data<State>,
@@ -152,7 +102,7 @@ async fn create_license(
 
 #[utoipa::path(get, path = "/v1/licenses", tag = "admin", security(("admin_token" = [])),
     params(("product" = Option<String>, Query, description = "Product id or slug"), ("email" = Option<String>, Query), ("status" = Option<String>, Query, description = "active, suspended, revoked or expired"), ("page" = Option<i64>, Query), ("per_page" = Option<i64>, Query)),
-    responses((status = 200, description = "`{data: [license], page, per_page, total}`", body = Object), (status = 400, description = "Malformed query", body = super::openapi::ErrorBody), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "`{data: [license], page, per_page, total}`", body = Object), (status = 400, description = "Malformed query", body = super::error::ErrorBody), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::error::ErrorBody)))]
 async fn list_licenses(
     _: Admin,
     state: web::Data<State>,
@@ -163,7 +113,7 @@ async fn list_licenses(
 }
 
 #[utoipa::path(get, path = "/v1/licenses/{license}", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
-    responses((status = 200, description = "The license with `activations` and `customer`", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The license with `activations` and `customer`", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody)))]
 async fn get_license(
     _: Admin,
     state: web::Data<State>,
@@ -175,7 +125,7 @@ async fn get_license(
 
 #[utoipa::path(patch, path = "/v1/licenses/{license}", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
     request_body(content = Object, description = "Any of `{status, max_activations, expires_at, metadata}`"),
-    responses((status = 200, description = "The license", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The license", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::error::ErrorBody)))]
 async fn update_license(
     Admin(token): Admin,
     state: web::Data<State>,
@@ -183,15 +133,18 @@ async fn update_license(
     body: Json<UpdateLicense>,
 ) -> Result<HttpResponse, AppError> {
     let actor = Actor::ApiToken(token.name);
+    let which = path.clone();
     let license = db::run(&state.pool, move |conn| {
         admin::update_license(conn, &actor, &path, &body.0)
     })
     .await?;
+    // This process's next validate sees the change at once; others by NOTIFY.
+    state.cache.forget_ref(&which);
     Ok(HttpResponse::Ok().json(license))
 }
 
 #[utoipa::path(post, path = "/v1/licenses/{license}/resend-email", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
-    responses((status = 202, description = "`{queued: true, email_id, coalesced}`; `coalesced` when the license's email was still pending and the resend joined it", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody), (status = 429, description = "`email_limit`: at most 5 emails per license per hour (Retry-After)", body = super::openapi::ErrorBody)))]
+    responses((status = 202, description = "`{queued: true, email_id, coalesced}`; `coalesced` when the license's email was still pending and the resend joined it", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody), (status = 429, description = "`email_limit`: at most 5 emails per license per hour (Retry-After)", body = super::error::ErrorBody)))]
 async fn resend_email(
     Admin(token): Admin,
     state: web::Data<State>,
@@ -209,7 +162,7 @@ async fn resend_email(
 }
 
 #[utoipa::path(get, path = "/v1/licenses/{license}/history", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
-    responses((status = 200, description = "`{data: [{id, action, actor: {kind, name}, before, after, at}]}`, oldest first: every change to the license and who made it (kind: user, api_token, portal, app, stripe, cli, system)", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "`{data: [{id, action, actor: {kind, name}, before, after, at}]}`, oldest first: every change to the license and who made it (kind: user, api_token, portal, app, stripe, cli, system)", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody)))]
 async fn license_history(
     _: Admin,
     state: web::Data<State>,
@@ -221,7 +174,7 @@ async fn license_history(
 
 #[utoipa::path(delete, path = "/v1/licenses/{license}/activations/{activation}", tag = "admin", security(("admin_token" = [])),
     params(("license" = String, Path, description = "License id or key"), ("activation" = String, Path, description = "Activation id")),
-    responses((status = 204, description = "Deactivated"), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+    responses((status = 204, description = "Deactivated"), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody)))]
 async fn delete_activation(
     Admin(token): Admin,
     state: web::Data<State>,
@@ -230,6 +183,7 @@ async fn delete_activation(
     let (license, activation) = path.into_inner();
     let actor = Actor::ApiToken(token.name);
     let activation = Uuid::parse_str(&activation).map_err(|_| AppError::not_found("activation"))?;
+    let which = license.clone();
     let outcome = db::run(&state.pool, move |conn| {
         Ok(check::deactivate_by(
             conn,
@@ -239,6 +193,7 @@ async fn delete_activation(
         )?)
     })
     .await?;
+    state.cache.forget_ref(&which);
     match outcome {
         Deactivated::Done(_) => Ok(HttpResponse::NoContent().finish()),
         Deactivated::Refused(check::Code::NotFound) => Err(AppError::not_found("license")),
@@ -247,14 +202,14 @@ async fn delete_activation(
 }
 
 #[utoipa::path(get, path = "/v1/api-keys", tag = "admin", security(("admin_token" = [])),
-    responses((status = 200, description = "`{data: [{id, name, created_at, last_used_at, revoked_at}]}`; tokens are never shown", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "`{data: [{id, name, created_at, last_used_at, revoked_at}]}`; tokens are never shown", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody)))]
 async fn list_api_keys(_: Admin, state: web::Data<State>) -> Result<HttpResponse, AppError> {
     let keys = db::run(&state.pool, api_keys::list).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "data": keys })))
 }
 
 #[utoipa::path(delete, path = "/v1/api-keys/{api_key}", tag = "admin", security(("admin_token" = [])), params(("api_key" = String, Path, description = "The token's id (from the list)")),
-    responses((status = 200, description = "The revoked key `{id, name, created_at, last_used_at, revoked_at}`; its token is refused from now on", body = Object), (status = 401, description = "Missing or bad admin token", body = super::openapi::ErrorBody), (status = 404, description = "No such resource", body = super::openapi::ErrorBody)))]
+    responses((status = 200, description = "The revoked key `{id, name, created_at, last_used_at, revoked_at}`; its token is refused from now on", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody)))]
 async fn revoke_api_key(
     _: Admin,
     state: web::Data<State>,

@@ -4,9 +4,26 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::error::AppError;
+
+/// `{"error": {"code", "message"}}`: every error of the API (as documented; the body
+/// itself is built by [`error_body`]).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// snake_case, e.g. `invalid_field`, `rate_limited`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
 
 /// `{"error": {"code": ..., "message": ...}}`: the one error body of the API.
 pub fn error_body(code: &str, message: &str) -> serde_json::Value {
@@ -21,6 +38,7 @@ impl ResponseError for AppError {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             AppError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } | AppError::LimitReached { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
@@ -46,6 +64,9 @@ impl ResponseError for AppError {
             tracing::error!(code = self.code(), "{self}{chain}");
         }
         let mut response = HttpResponse::build(status);
+        if let AppError::RequestTimeout { .. } = self {
+            response.force_close();
+        }
         if let AppError::RateLimited { retry_after_secs }
         | AppError::LimitReached {
             retry_after_secs, ..

@@ -25,17 +25,27 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<State>>()
-            .map_or(64 * 1024, |s| s.settings.body_limit_bytes);
         let body = web::Bytes::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
-            let bytes = body.await.map_err(|e| match e.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => AppError::PayloadTooLarge { limit },
-                _ => AppError::bad_request("invalid_body", "the request body could not be read"),
-            })?;
+            let bytes = body.await.map_err(|e| body_error(&req, &e))?;
             parse_json(&bytes).map(Json)
         })
+    }
+}
+
+/// Why a request body could not be read, as the client is told: too large (413), too
+/// slow (408, see `connections::BodyDeadline`), or otherwise unreadable (400).
+pub fn body_error(req: &HttpRequest, e: &actix_web::Error) -> AppError {
+    let settings = req.app_data::<web::Data<State>>().map(|s| &s.settings);
+    match e.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => AppError::PayloadTooLarge {
+            limit: settings.map_or(64 * 1024, |s| s.body_limit_bytes),
+        },
+        Some(e) if super::connections::is_timeout(e) => AppError::RequestTimeout {
+            secs: settings.map_or(0, |s| s.body_timeout_secs),
+        },
+        _ => AppError::bad_request("invalid_body", "the request body could not be read"),
     }
 }
 

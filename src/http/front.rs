@@ -59,6 +59,14 @@ pub enum Call {
     Checkout(CheckoutRequest),
     /// Which devices use this key?
     Devices(String),
+    /// Renew the lease of an activated device.
+    Heartbeat(Heartbeat),
+}
+
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub key: String,
+    pub fingerprint: Fingerprint,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +93,7 @@ pub enum Answer {
     Issued(Result<LicenseFile, Code>),
     /// `None`: no license has this key.
     Devices(Option<check::Devices>),
+    Heartbeat(check::Heartbeat),
 }
 
 impl Call {
@@ -95,6 +104,7 @@ impl Call {
             Call::Deactivate(r) => &r.key,
             Call::Checkout(r) => &r.key,
             Call::Devices(key) => key,
+            Call::Heartbeat(r) => &r.key,
         }
     }
 
@@ -106,6 +116,7 @@ impl Call {
             Call::Deactivate(_) => Answer::Deactivated(DeactivateOutcome::Refused(Code::NotFound)),
             Call::Checkout(_) => Answer::Issued(Err(Code::NotFound)),
             Call::Devices(_) => Answer::Devices(None),
+            Call::Heartbeat(_) => Answer::Heartbeat(check::Heartbeat::Refused(Code::NotFound)),
         }
     }
 }
@@ -116,7 +127,8 @@ impl Answer {
             Answer::Checked(c) => c.code == Code::NotFound,
             Answer::Activated(ActivateOutcome::Refused(code))
             | Answer::Deactivated(DeactivateOutcome::Refused(code))
-            | Answer::Issued(Err(code)) => *code == Code::NotFound,
+            | Answer::Issued(Err(code))
+            | Answer::Heartbeat(check::Heartbeat::Refused(code)) => *code == Code::NotFound,
             Answer::Devices(found) => found.is_none(),
             _ => false,
         }
@@ -134,7 +146,10 @@ impl Answer {
             Answer::Activated(ActivateOutcome::Refused(code)) => {
                 metrics::record_activation(code.as_str())
             }
-            Answer::Deactivated(_) | Answer::Issued(_) | Answer::Devices(_) => {}
+            Answer::Deactivated(_)
+            | Answer::Issued(_)
+            | Answer::Heartbeat(_)
+            | Answer::Devices(_) => {}
         }
     }
 }
@@ -162,10 +177,31 @@ pub async fn serve(state: &State, http: &HttpRequest, call: Call) -> Result<Answ
     Ok(answer)
 }
 
-/// The call into `licensing`, on a pooled connection.
+/// The call into `licensing`: validate through this process's cache, the rest on a
+/// pooled connection. A license this process changed is dropped from its cache at once
+/// (other instances hear of it by NOTIFY).
 async fn decide(state: &State, call: Call, ip: Option<IpAddr>) -> Result<Answer, AppError> {
     let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
-    let signer = state.signer.clone();
+    if let Call::Validate(req) = call {
+        let checked = check::check_cached(&state.pool, &state.cache, req, interval).await?;
+        return Ok(Answer::Checked(checked));
+    }
+    // Activate, deactivate, heartbeat and checkout (an offline file may take a seat)
+    // all may change the license.
+    let key = call.key().to_owned();
+    let answer = write(state, call, ip, interval).await;
+    state.cache.forget_ref(&key);
+    answer
+}
+
+/// Every call but validate, on a pooled connection.
+async fn write(
+    state: &State,
+    call: Call,
+    ip: Option<IpAddr>,
+    interval: Duration,
+) -> Result<Answer, AppError> {
+    let signer = state.signer.get();
     db::run(&state.pool, move |conn| {
         Ok(match call {
             Call::Validate(req) => Answer::Checked(check::check(conn, &req, interval)?),
@@ -186,6 +222,9 @@ async fn decide(state: &State, call: Call, ip: Option<IpAddr>) -> Result<Answer,
             )?),
             Call::Checkout(req) => Answer::Issued(signing::checkout(conn, &signer, &req)?),
             Call::Devices(key) => Answer::Devices(check::devices(conn, &key)?),
+            Call::Heartbeat(h) => {
+                Answer::Heartbeat(check::heartbeat(conn, &h.key, &h.fingerprint)?)
+            }
         })
     })
     .await
@@ -247,6 +286,18 @@ pub async fn devices(
 ) -> Result<Option<check::Devices>, AppError> {
     match serve(state, http, Call::Devices(key)).await? {
         Answer::Devices(d) => Ok(d),
+        other => Err(mismatch(&other)),
+    }
+}
+
+/// [`serve`] for [`Call::Heartbeat`].
+pub async fn heartbeat(
+    state: &State,
+    http: &HttpRequest,
+    req: Heartbeat,
+) -> Result<check::Heartbeat, AppError> {
+    match serve(state, http, Call::Heartbeat(req)).await? {
+        Answer::Heartbeat(h) => Ok(h),
         other => Err(mismatch(&other)),
     }
 }

@@ -1,6 +1,8 @@
 //! `GET /metrics` (Prometheus text format) and the middleware that counts and times
 //! every request by its route pattern.
 
+use super::routes::Table;
+use crate::route;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -14,8 +16,8 @@ use super::State;
 use crate::db;
 use crate::metrics;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(scrape));
+pub fn routes(t: &mut Table) {
+    t.add(route!(Plain, scrape));
 }
 
 /// Counts and times the request under its route pattern (`/v1/licenses/{id}`), never
@@ -125,10 +127,3 @@ async fn scrape(state: web::Data<State>) -> HttpResponse {
         .content_type(encoder.format_type())
         .body(body)
 }
-
-/// The routes of this module, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[("GET", "/metrics")];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(scrape))]
-pub struct Api;

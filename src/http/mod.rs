@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod compat;
+mod connections;
 pub mod error;
 pub mod extract;
 pub mod front;
@@ -15,6 +16,7 @@ mod ops;
 mod proxy_hint;
 mod public;
 mod request_log;
+pub mod routes;
 pub mod signing;
 mod ui;
 mod webhook;
@@ -34,7 +36,8 @@ use crate::db::{self, Pool};
 use crate::email::worker::{Worker, WorkerConfig};
 use crate::email::{Mailer, Templates};
 use crate::error::AppError;
-use crate::licensing::signing::Signer;
+use crate::licensing::cache::{CacheWorker, LicenseCache};
+use crate::licensing::signing::{Signer, SignerCell};
 use crate::stripe::StripeApi;
 
 /// What every handler can reach.
@@ -45,10 +48,14 @@ pub struct State {
     pub mail_wake: Arc<Notify>,
     /// The Stripe API client (line items, subscriptions).
     pub stripe_api: StripeApi,
-    /// Signs public answers and license files.
-    pub signer: Arc<Signer>,
+    /// Signs public answers and license files; refreshed when the key set changes.
+    pub signer: Arc<SignerCell>,
     /// Abuse-limit counters of this process (see [`limits`]).
     pub limits: Arc<limits::Limiter>,
+    /// The validate cache of this process (see [`crate::licensing::cache`]).
+    pub cache: Arc<LicenseCache>,
+    /// `GET /openapi.json`, rendered once from the route table.
+    pub openapi: web::Bytes,
 }
 
 impl State {
@@ -57,21 +64,50 @@ impl State {
     }
 }
 
-/// Every route the server registers, as (method, path template as in the OpenAPI
-/// document). tests/api/openapi.rs checks each is live and documented, and that the
-/// document lists nothing else. Add a module's list here when adding its routes.
-pub fn routes() -> Vec<(&'static str, &'static str)> {
-    let mut all = [
-        ops::ROUTES,
-        public::ROUTES,
-        admin::ROUTES,
-        webhook::ROUTES,
-        metrics::ROUTES,
-        openapi::ROUTES,
-    ]
-    .concat();
-    all.extend(compat::all_routes());
-    all
+/// Every route the server serves with these settings, in registration order: each
+/// module adds its own (see [`routes`]).
+pub fn route_table(settings: &Settings) -> routes::Table {
+    let mut t = routes::Table::default();
+    ops::routes(&mut t);
+    metrics::routes(&mut t);
+    public::routes(&mut t);
+    admin::routes(&mut t);
+    webhook::routes(&mut t);
+    compat::routes(&mut t, settings);
+    openapi::routes(&mut t);
+    t
+}
+
+/// Re-reads the key set every `signing_key_refresh_secs`, so a rotation or retirement
+/// made by `licensd signing-key` (or another instance) reaches this one.
+fn spawn_key_refresh(
+    pool: &Pool,
+    settings: &Arc<Settings>,
+    cell: &Arc<SignerCell>,
+) -> tokio::task::JoinHandle<()> {
+    let (pool, settings, cell) = (pool.clone(), settings.clone(), cell.clone());
+    let every = Duration::from_secs(settings.signing_key_refresh_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await; // the first tick is immediate: the key was just loaded
+        loop {
+            tick.tick().await;
+            let s = settings.clone();
+            match db::run(&pool, move |conn| {
+                Signer::load(conn, s.signing_key.as_ref())
+            })
+            .await
+            {
+                Ok(signer) => {
+                    if signer.key_id() != cell.get().key_id() {
+                        tracing::info!(key_id = signer.key_id(), "signing key changed");
+                    }
+                    cell.set(signer);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not refresh the signing keys"),
+            }
+        }
+    })
 }
 
 /// A built server, bound and ready to run.
@@ -80,6 +116,9 @@ pub struct Application {
     server: Server,
     pool: Pool,
     mail_worker: Worker,
+    key_refresh: tokio::task::JoinHandle<()>,
+    webhook_worker: tokio::task::JoinHandle<()>,
+    cache_worker: CacheWorker,
 }
 
 impl Application {
@@ -129,19 +168,44 @@ impl Application {
             Duration::from_secs(settings.smtp_timeout_secs),
         )
         .map_err(|e| AppError::invalid("LICENSD_SMTP_URL", e.to_string()))?;
+        let connection_cap = connections::ConnectionCap::new(
+            settings.max_connections_per_ip,
+            trusted_proxies.clone(),
+        );
         let mail_wake = Arc::new(Notify::new());
+        let signer = Arc::new(SignerCell::new(signer));
+        let key_refresh = spawn_key_refresh(&pool, &settings, &signer);
+        let cache = Arc::new(LicenseCache::new(
+            settings.cache_budget_mib as usize * 1024 * 1024,
+            chrono::Duration::seconds(settings.cache_max_stale_secs.try_into().unwrap_or(i64::MAX)),
+        ));
+        let cache_worker = CacheWorker::spawn(
+            cache.clone(),
+            pool.clone(),
+            settings.database_url.clone(),
+            Duration::from_millis(settings.cache_touch_flush_ms.max(10)),
+        )
+        .map_err(AppError::internal)?;
+        let table = Arc::new(route_table(&settings));
+        let openapi = serde_json::to_vec(&openapi::document(&table, &settings.public_url))
+            .map_err(AppError::internal)?;
         let state = web::Data::new(State {
             pool: pool.clone(),
             settings: settings.clone(),
             mail_wake: mail_wake.clone(),
             stripe_api,
-            signer: Arc::new(signer),
+            signer: signer.clone(),
             limits: Arc::new(limits::Limiter::new(
                 Duration::from_secs(settings.rate_limit_window_secs),
                 trusted_proxies,
             )),
+            cache,
+            openapi: openapi.into(),
         });
 
+        let body_deadline = web::Data::new(connections::BodyDeadline(Duration::from_secs(
+            settings.body_timeout_secs.max(1),
+        )));
         let proxy_hint = web::Data::new(proxy_hint::ProxyHint::new(
             !settings.trusted_proxies.is_empty(),
         ));
@@ -149,6 +213,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(proxy_hint.clone())
+                .app_data(body_deadline.clone())
                 .app_data(web::PayloadConfig::new(state.settings.body_limit_bytes))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(
@@ -157,17 +222,22 @@ impl Application {
                 )
                 .wrap(from_fn(nul::reject))
                 .wrap(from_fn(proxy_hint::check))
+                .wrap(from_fn(connections::body_deadline))
+                .wrap(from_fn(connections::refuse_over_cap))
                 .wrap(ErrorHandlers::new().default_handler(error::json_error_bodies))
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())
-                .configure(ops::routes)
-                .configure(metrics::routes)
-                .configure(public::routes)
-                .configure(admin::routes)
-                .configure(webhook::routes)
-                .configure(|cfg| compat::routes(cfg, &state.settings))
-                .configure(openapi::routes)
+                .configure(|cfg| table.configure(cfg))
                 .configure(ui::routes)
+        })
+        .on_connect(move |conn, data| connection_cap.on_connect(conn, data))
+        .client_request_timeout(Duration::from_millis(
+            settings.client_header_timeout_ms.max(100),
+        ))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(match settings.keep_alive_secs {
+            0 => actix_web::http::KeepAlive::Disabled,
+            secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
         })
         .listen(listener)
         .map_err(AppError::internal)?
@@ -193,11 +263,23 @@ impl Application {
             },
             mail_wake,
         );
+        let webhook_worker = crate::webhooks::spawn(
+            pool.clone(),
+            crate::webhooks::WorkerConfig {
+                poll: Duration::from_millis(settings.webhook_poll_ms.max(10)),
+                retry_base: Duration::from_millis(settings.webhook_retry_base_ms.max(10)),
+                max_attempts: settings.webhook_max_attempts.max(1),
+                timeout: Duration::from_secs(settings.webhook_timeout_secs.max(1)),
+            },
+        );
         Ok(Application {
             port,
             server,
             pool,
             mail_worker,
+            key_refresh,
+            webhook_worker,
+            cache_worker,
         })
     }
 
@@ -213,7 +295,10 @@ impl Application {
     /// email worker (an email being sent is finished first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.key_refresh.abort();
+        self.webhook_worker.abort();
         self.mail_worker.stop().await;
+        self.cache_worker.stop().await;
         served
     }
 }

@@ -1,34 +1,20 @@
-//! `GET /openapi.json`: the OpenAPI 3 document, generated from the `#[utoipa::path]`
-//! annotations on the handlers. Each route module contributes its `Api`; a new module
-//! adds one `merge` line in [`document`] and its `ROUTES` to `http::routes`.
+//! `GET /openapi.json`: the OpenAPI 3 document. Its paths come from the route table
+//! (`http::routes`), where each route is declared once by its handler's
+//! `#[utoipa::path]`; this module adds what is global: info, servers, security schemes
+//! and the error body every route shares.
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::ServerBuilder;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
+use super::error::{ErrorBody, ErrorDetail};
+use super::routes::Table;
 use super::State;
+use crate::route;
 
-/// The routes of this module, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[("GET", "/openapi.json")];
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(openapi_json));
-}
-
-/// `{"error": {"code", "message"}}`: every error of the API.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// snake_case, e.g. `invalid_field`, `rate_limited`.
-    pub code: String,
-    /// What went wrong and what to do.
-    pub message: String,
+pub fn routes(t: &mut Table) {
+    t.add(route!(Plain, openapi_json));
 }
 
 #[derive(OpenApi)]
@@ -39,20 +25,14 @@ pub struct ErrorDetail {
             (the key is the credential) and answer with a `Licensd-Signature` header \
             (see docs/verifying.md); admin endpoints need an admin token.",
     ),
-    paths(openapi_json),
     components(schemas(ErrorBody, ErrorDetail))
 )]
 struct Base;
 
-/// The whole document, with `public_url` as its server.
-pub fn document(public_url: &str) -> utoipa::openapi::OpenApi {
+/// The whole document of the routes in `table`, with `public_url` as its server.
+pub fn document(table: &Table, public_url: &str) -> utoipa::openapi::OpenApi {
     let mut doc = Base::openapi();
-    doc.merge(super::ops::Api::openapi());
-    doc.merge(super::public::Api::openapi());
-    doc.merge(super::admin::Api::openapi());
-    doc.merge(super::webhook::Api::openapi());
-    doc.merge(super::metrics::Api::openapi());
-    doc.merge(super::compat::openapi());
+    table.paths(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.servers = Some(vec![ServerBuilder::new().url(public_url).build()]);
     let components = doc.components.get_or_insert_with(Default::default);
@@ -70,5 +50,7 @@ pub fn document(public_url: &str) -> utoipa::openapi::OpenApi {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "This document", body = Object)))]
 async fn openapi_json(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(document(&state.settings.public_url))
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
 }

@@ -1,5 +1,7 @@
 //! Operations endpoints: liveness and readiness.
 
+use super::routes::Table;
+use crate::route;
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
 use serde_json::json;
@@ -8,17 +10,8 @@ use super::State;
 use crate::db;
 use crate::error::AppError;
 
-/// The routes of this module, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("GET", "/readyz")];
-
-/// This module's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(healthz, readyz))]
-pub struct Api;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+pub fn routes(t: &mut Table) {
+    t.add(route!(Plain, healthz)).add(route!(Plain, readyz));
 }
 
 /// The process is up and serving.
@@ -31,7 +24,7 @@ async fn healthz() -> HttpResponse {
 /// The database answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "`{status: \"ready\"}`", body = Object),
-        (status = 503, description = "The database is unavailable", body = super::openapi::ErrorBody)))]
+        (status = 503, description = "The database is unavailable", body = super::error::ErrorBody)))]
 async fn readyz(state: web::Data<State>) -> Result<HttpResponse, AppError> {
     db::run(&state.pool, |conn| {
         conn.batch_execute("SELECT 1")

@@ -1,5 +1,7 @@
 //! The public license API the customer software calls. The key is the credential.
 
+use super::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Duration;
@@ -9,43 +11,27 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::Json;
-use super::front::{self, license_route};
+use super::front;
 use super::State;
 use crate::db::activations::Selector;
 use crate::error::AppError;
-use crate::licensing::check::{Activated, Code, Deactivated, Expect, ValidateRequest, Validation};
+use crate::licensing::check::{
+    Activated, Code, Deactivated, Expect, Heartbeat, ValidateRequest, Validation,
+};
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::signing::CheckoutRequest;
-use crate::licensing::views::ActivationView;
 
-/// The routes of this module, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/licenses/validate"),
-    ("POST", "/v1/licenses/activate"),
-    ("POST", "/v1/licenses/deactivate"),
-    ("POST", "/v1/licenses/checkout"),
-    ("POST", "/v1/licenses/activations"),
-    ("GET", "/v1/signing-key"),
-];
-
-/// This module's part of the OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, activate, deactivate, checkout, activations, signing_key))]
-pub struct Api;
-
-/// Registered before the admin routes, so `/v1/licenses/{license}` does not claim these
+/// Added before the admin routes, so `/v1/licenses/{license}` does not claim these
 /// paths. Each is a license route of the front door (signed and abuse-limited).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    for (path, route) in [
-        ("/v1/licenses/validate", web::post().to(validate)),
-        ("/v1/licenses/activate", web::post().to(activate)),
-        ("/v1/licenses/deactivate", web::post().to(deactivate)),
-        ("/v1/licenses/checkout", web::post().to(checkout)),
-        ("/v1/licenses/activations", web::post().to(activations)),
-    ] {
-        cfg.service(license_route(path, [route]));
-    }
-    cfg.route("/v1/signing-key", web::get().to(signing_key));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, validate))
+        .add(route!(License, activate))
+        .add(route!(License, deactivate))
+        .add(route!(License, heartbeat))
+        .add(route!(License, checkout))
+        .add(route!(License, activations))
+        .add(route!(Plain, signing_key))
+        .add(route!(Plain, signing_keys));
 }
 
 fn required_key(key: &str) -> Result<String, AppError> {
@@ -74,10 +60,10 @@ pub struct ValidateBody {
 #[utoipa::path(post, path = "/v1/licenses/validate", tag = "public",
     request_body = ValidateBody,
     responses(
-        (status = 200, description = "The answer `{valid, code, message, license?, activation?, nonce?}`; signed (`Licensd-Signature`)", body = Object),
-        (status = 400, description = "Malformed JSON", body = super::openapi::ErrorBody),
-        (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited (see `Retry-After`)", body = super::openapi::ErrorBody),
+        (status = 200, description = "The answer `{valid, code, message, license?, activation?, nonce?}`; signed (`Licensd-Signature`). Codes in the order checked: NOT_FOUND, REVOKED, SUSPENDED, PAST_DUE, EXPIRED, PRODUCT_MISMATCH, EMAIL_MISMATCH, NOT_ACTIVATED, LEASE_EXPIRED, VALID", body = Object),
+        (status = 400, description = "Malformed JSON", body = super::error::ErrorBody),
+        (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited (see `Retry-After`)", body = super::error::ErrorBody),
     ))]
 async fn validate(
     state: web::Data<State>,
@@ -116,7 +102,7 @@ pub struct ActivateBody {
 /// A refusal body: `{activated|deactivated: false, code, message}`.
 fn refusal(flag: &str, code: Code) -> HttpResponse {
     let status = match code {
-        Code::NotFound | Code::NotActivated => StatusCode::NOT_FOUND,
+        Code::NotFound | Code::NotActivated | Code::LeaseExpired => StatusCode::NOT_FOUND,
         Code::TooManyActivations => StatusCode::CONFLICT,
         _ => StatusCode::FORBIDDEN,
     };
@@ -129,11 +115,11 @@ fn refusal(flag: &str, code: Code) -> HttpResponse {
     responses(
         (status = 201, description = "Activated: `{activated: true, activation, license}`; signed", body = Object),
         (status = 200, description = "Already activated: the existing activation; signed", body = Object),
-        (status = 403, description = "`{activated: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
+        (status = 403, description = "`{activated: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED (an expired `maintain_access` license still activates)", body = Object),
         (status = 404, description = "`{activated: false, code: NOT_FOUND}`", body = Object),
         (status = 409, description = "`{activated: false, code: TOO_MANY_ACTIVATIONS}`", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited (per client IP, and per key for activations)", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited (per client IP, and per key for activations)", body = super::error::ErrorBody),
     ))]
 async fn activate(
     state: web::Data<State>,
@@ -153,13 +139,13 @@ async fn activate(
             activation,
             license,
         } => HttpResponse::Created().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Existing {
             activation,
             license,
         } => HttpResponse::Ok().json(json!({
-            "activated": true, "activation": ActivationView::from(activation), "license": license,
+            "activated": true, "activation": activation, "license": license,
         })),
         Activated::Refused(code) => refusal("activated", code),
     })
@@ -182,8 +168,8 @@ pub struct DeactivateBody {
     responses(
         (status = 200, description = "`{deactivated: true, activation_id}`; signed", body = Object),
         (status = 404, description = "`{deactivated: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
     ))]
 async fn deactivate(
     state: web::Data<State>,
@@ -220,11 +206,54 @@ async fn deactivate(
     })
 }
 
+/// `POST /v1/licenses/heartbeat`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HeartbeatBody {
+    pub key: String,
+    /// The activated device or instance id.
+    pub fingerprint: String,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/licenses/heartbeat", tag = "public",
+    request_body = HeartbeatBody,
+    responses(
+        (status = 200, description = "`{alive: true, activation, license}`: the lease runs again from now (`activation.lease_expires_at`); signed", body = Object),
+        (status = 403, description = "`{alive: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED", body = Object),
+        (status = 404, description = "`{alive: false, code}`: NOT_FOUND, or NOT_ACTIVATED (never activated, deactivated, or its seat was reclaimed after its lease ran out: activate again)", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
+    ))]
+async fn heartbeat(
+    state: web::Data<State>,
+    http: HttpRequest,
+    body: Json<HeartbeatBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.0;
+    let req = front::Heartbeat {
+        key: required_key(&body.key)?,
+        fingerprint: Fingerprint::parse("fingerprint", &body.fingerprint)?,
+    };
+    Ok(match front::heartbeat(&state, &http, req).await? {
+        Heartbeat::Alive {
+            activation,
+            license,
+        } => HttpResponse::Ok().json(json!({
+            "alive": true, "activation": activation, "license": license,
+        })),
+        Heartbeat::Refused(code) => refusal("alive", code),
+    })
+}
+
 /// `POST /v1/licenses/checkout`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CheckoutBody {
     pub key: String,
     /// Bind the file to this activated device; NOT_ACTIVATED if it is not activated.
+    /// Without it, the file gets an activation of its own that takes a seat
+    /// (TOO_MANY_ACTIVATIONS when every seat is taken).
     pub fingerprint: Option<String>,
     /// Days the file stays valid (default and maximum are configured); never past the
     /// license's own expiry.
@@ -238,10 +267,11 @@ pub struct CheckoutBody {
     request_body = CheckoutBody,
     responses(
         (status = 200, description = "`{license_file, key_id, issued_at, expires_at}`: an offline license file (armoured text); signed", body = Object),
-        (status = 403, description = "`{issued: false, code}`: REVOKED, SUSPENDED or EXPIRED", body = Object),
-        (status = 404, description = "`{issued: false, code}`: NOT_FOUND or NOT_ACTIVATED", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+        (status = 403, description = "`{issued: false, code}`: REVOKED, SUSPENDED, PAST_DUE or EXPIRED", body = Object),
+        (status = 404, description = "`{issued: false, code}`: NOT_FOUND, NOT_ACTIVATED or LEASE_EXPIRED", body = Object),
+        (status = 409, description = "`{issued: false, code: TOO_MANY_ACTIVATIONS}`: no fingerprint given and every seat is taken", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (e.g. `ttl_days` out of range)", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
     ))]
 async fn checkout(
     state: web::Data<State>,
@@ -289,8 +319,8 @@ pub struct ActivationsBody {
     responses(
         (status = 200, description = "`{license, activations: [{id, name, fingerprint, created_at, last_seen_at}]}`: the devices using the key, so an app can offer to free one (with `/v1/licenses/deactivate`); signed", body = Object),
         (status = 404, description = "`{found: false, code: NOT_FOUND}`", body = Object),
-        (status = 400, description = "Malformed JSON or body", body = super::openapi::ErrorBody), (status = 422, description = "A field is invalid", body = super::openapi::ErrorBody),
-        (status = 429, description = "Rate limited", body = super::openapi::ErrorBody),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
     ))]
 async fn activations(
     state: web::Data<State>,
@@ -309,5 +339,13 @@ async fn activations(
         (status = 200, description = "`{key_id, algorithm: \"ed25519\", public_key}`: the key that signs answers and license files (public key: 32 bytes, base64)", body = Object),
     ))]
 async fn signing_key(state: web::Data<State>) -> HttpResponse {
-    HttpResponse::Ok().json(state.signer.public_key())
+    HttpResponse::Ok().json(state.signer.get().public_key())
+}
+
+#[utoipa::path(get, path = "/v1/signing-keys", tag = "public",
+    responses(
+        (status = 200, description = "`{keys: [{key_id, algorithm, public_key, status}]}`: every key whose signatures still verify (`current` signs new answers; `published` keys signed earlier ones and are kept until retired). Pick the key by the `keyid` of a signature.", body = Object),
+    ))]
+async fn signing_keys(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.signer.get().key_set())
 }

@@ -1,8 +1,9 @@
 //! Signed answers: middleware that signs every response of the routes it wraps with the
 //! server's Ed25519 key, and echoes the request's `nonce` into the signed JSON body.
 //!
-//! The `Licensd-Signature` header is `keyid=..,alg=ed25519,ts=..,sig=..`; the signed
-//! string is documented in `licensd_client::signing_string` and docs/verifying.md.
+//! The `Licensd-Signature` header is `v=2,keyid=..,alg=ed25519,ts=..,sig=..`; the signed
+//! string (which hashes the request body too) is documented in
+//! `licensd_client::signing_string` and docs/verifying.md.
 //! Wrap any public route group with it: `web::scope("/api").wrap(Signed)`.
 
 use std::future::{ready, Future, Ready};
@@ -11,10 +12,10 @@ use std::rc::Rc;
 
 use actix_web::body::{self, BoxBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{web, FromRequest, HttpMessage, ResponseError};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::State;
 use crate::error::AppError;
@@ -110,21 +111,18 @@ where
                 .path_and_query()
                 .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned());
 
-            // The body is read here (to find the nonce) and handed on unchanged.
+            // The body is read here (to find the nonce and hash it into the signature, which
+            // binds the answer to this request) and handed on unchanged.
+            let mut request_sha256 = Sha256::digest(b"").to_vec();
             let mut payload = req.take_payload();
-            let limit = state.settings.body_limit_bytes;
             let outcome = match web::Bytes::from_request(req.request(), &mut payload).await {
                 Ok(bytes) => {
+                    request_sha256 = Sha256::digest(&bytes).to_vec();
                     let nonce = find_nonce(req.query_string(), &bytes);
                     req.set_payload(Payload::from(bytes));
                     nonce
                 }
-                Err(e) => Err(match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => AppError::PayloadTooLarge { limit },
-                    _ => {
-                        AppError::bad_request("invalid_body", "the request body could not be read")
-                    }
-                }),
+                Err(e) => Err(super::extract::body_error(req.request(), &e)),
             };
             let (res, nonce) = match outcome {
                 Ok(nonce) => (service.call(req).await?.map_into_boxed_body(), nonce),
@@ -137,19 +135,24 @@ where
             let (http_req, res) = res.into_parts();
             let status = res.status().as_u16();
             let (mut head, body) = res.into_parts();
+            // The body is signed and sent as it is (no copy), unless a nonce is echoed into it.
             let mut bytes = body::to_bytes(body)
                 .await
-                .map_err(|e| AppError::internal(e.to_string()))?
-                .to_vec();
+                .map_err(|e| AppError::internal(e.to_string()))?;
             if let Some(nonce) = &nonce {
                 if let Some(echoed) = echo_nonce(&bytes, nonce) {
-                    bytes = echoed;
+                    bytes = echoed.into();
                 }
             }
             let timestamp = chrono::Utc::now().timestamp();
-            let signature = state
-                .signer
-                .sign_response(timestamp, &method, &path, status, &bytes);
+            let signature = state.signer.get().sign_response(
+                timestamp,
+                &method,
+                &path,
+                &request_sha256,
+                status,
+                &bytes,
+            );
             let headers = head.headers_mut();
             headers.insert(
                 HeaderName::from_static("licensd-signature"),

@@ -1,7 +1,9 @@
 //! `POST /webhooks/stripe`: verifies the signature over the raw body, then hands the
 //! event to `stripe`, which decides what it does.
 
+use super::routes::Table;
 use crate::metrics;
+use crate::route;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
@@ -13,20 +15,16 @@ use crate::stripe::{self, signature};
 /// Stripe events can be larger than API bodies (expanded objects, many line items).
 const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/webhooks/stripe")
-            .app_data(web::PayloadConfig::new(WEBHOOK_BODY_LIMIT))
-            .route(web::post().to(receive_stripe_event)),
-    );
+pub fn routes(t: &mut Table) {
+    t.add(route!(Plain, receive_stripe_event).body_limit(WEBHOOK_BODY_LIMIT));
 }
 
 #[utoipa::path(post, path = "/webhooks/stripe", tag = "stripe",
     description = "Stripe events (raw body, `Stripe-Signature` header); see Connecting Stripe in README.md.",
     responses(
         (status = 200, description = "Received: `{received, event, duplicate, outcome}`", body = Object),
-        (status = 400, description = "`invalid_signature` or a body that is not an event; nothing stored", body = super::openapi::ErrorBody),
-        (status = 503, description = "`stripe_not_configured`, `stripe_unavailable` or `database_unavailable`; Stripe retries", body = super::openapi::ErrorBody),
+        (status = 400, description = "`invalid_signature` or a body that is not an event; nothing stored", body = super::error::ErrorBody),
+        (status = 503, description = "`stripe_not_configured`, `stripe_unavailable` or `database_unavailable`; Stripe retries", body = super::error::ErrorBody),
     ))]
 async fn receive_stripe_event(
     state: web::Data<State>,
@@ -61,7 +59,10 @@ async fn receive_stripe_event(
     let handled = stripe::process(
         &state.pool,
         &state.stripe_api,
-        state.settings.subscription_grace_days,
+        stripe::Grace {
+            subscription_days: state.settings.subscription_grace_days,
+            past_due_days: state.settings.past_due_grace_days,
+        },
         event,
         raw,
     )
@@ -74,6 +75,12 @@ async fn receive_stripe_event(
         "processed"
     };
     metrics::record_webhook(&event_type, outcome);
+    // Refunds, disputes and subscription changes alter licenses this process may have
+    // cached: its next validate sees them at once (other instances by NOTIFY). A
+    // completed checkout only mints new licenses, which are never cached before.
+    if !handled.duplicate && event_type != "checkout.session.completed" {
+        state.cache.clear();
+    }
     if handled.email_queued {
         state.wake_mailer();
     }
@@ -84,10 +91,3 @@ async fn receive_stripe_event(
         "outcome": handled.outcome,
     })))
 }
-
-/// The routes of this module, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[("POST", "/webhooks/stripe")];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(receive_stripe_event))]
-pub struct Api;

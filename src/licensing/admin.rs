@@ -6,6 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DbError};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
+use super::events;
 use super::history::{self, Actor};
 use super::input::{activation_limit, optional_name, Email};
 use super::key::{is_valid_prefix, LicenseKey, LicenseRef};
@@ -33,6 +34,14 @@ pub struct CreateProduct {
     pub max_activations: Option<i64>,
     pub duration_days: Option<i64>,
     pub key_prefix: Option<String>,
+    /// Seconds a device stays alive after it last checked in; absent or null: no lease.
+    pub heartbeat_seconds: Option<i64>,
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+    /// `revoke_access` (default) or `maintain_access`.
+    pub expiry_behavior: Option<String>,
+    /// Offline license files may outlive the heartbeat lease.
+    pub offline_allowed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +56,11 @@ pub struct UpdateProduct {
     pub duration_days: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     pub key_prefix: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub heartbeat_seconds: Option<Option<i64>>,
+    pub entitlements: Option<Vec<String>>,
+    pub expiry_behavior: Option<String>,
+    pub offline_allowed: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -64,6 +78,10 @@ pub struct CreateLicense {
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub metadata: Option<serde_json::Value>,
     pub send_email: Option<bool>,
+    /// Overrides the product's lease (0: no lease). Absent or null: the product's.
+    pub heartbeat_seconds: Option<i64>,
+    /// Overrides the product's entitlements. Absent or null: the product's.
+    pub entitlements: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -75,6 +93,12 @@ pub struct UpdateLicense {
     #[serde(default, deserialize_with = "nullable")]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub metadata: Option<serde_json::Value>,
+    /// Null: back to the product's lease; 0: no lease for this license.
+    #[serde(default, deserialize_with = "nullable")]
+    pub heartbeat_seconds: Option<Option<i64>>,
+    /// Null: back to the product's entitlements.
+    #[serde(default, deserialize_with = "nullable")]
+    pub entitlements: Option<Option<Vec<String>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -195,6 +219,60 @@ fn duration_days(n: i64) -> Result<i32, AppError> {
         })
 }
 
+/// Longest lease: a year.
+const MAX_HEARTBEAT_SECONDS: i64 = 31_536_000;
+
+/// A lease in seconds, from 10 s to a year; `allow_zero` for a license's "no lease".
+fn heartbeat_seconds(n: i64, allow_zero: bool) -> Result<i32, AppError> {
+    if (allow_zero && n == 0) || (10..=MAX_HEARTBEAT_SECONDS).contains(&n) {
+        // Bounded above, so it fits.
+        return Ok(n as i32);
+    }
+    let zero = if allow_zero { " (0: no lease)" } else { "" };
+    Err(AppError::invalid(
+        "heartbeat_seconds",
+        format!("must be from 10 to {MAX_HEARTBEAT_SECONDS} seconds{zero}, or null"),
+    ))
+}
+
+/// Feature codes: 1 to 64 of letters, digits, `_ . : -`; at most 100, duplicates dropped.
+pub fn entitlements(codes: &[String]) -> Result<Vec<String>, AppError> {
+    let mut out: Vec<String> = Vec::with_capacity(codes.len());
+    for code in codes {
+        let code = code.trim();
+        let ok = (1..=64).contains(&code.len())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+        if !ok {
+            return Err(AppError::invalid(
+                "entitlements",
+                "must be a list of feature codes of 1 to 64 letters, digits, '_', '.', ':' or '-'",
+            ));
+        }
+        if !out.iter().any(|o| o == code) {
+            out.push(code.to_owned());
+        }
+    }
+    if out.len() > 100 {
+        return Err(AppError::invalid(
+            "entitlements",
+            "must hold at most 100 codes",
+        ));
+    }
+    Ok(out)
+}
+
+fn expiry_behavior(v: &str) -> Result<String, AppError> {
+    match v.trim() {
+        s @ ("revoke_access" | "maintain_access") => Ok(s.to_owned()),
+        _ => Err(AppError::invalid(
+            "expiry_behavior",
+            "must be revoke_access or maintain_access",
+        )),
+    }
+}
+
 /// A `max_activations` that may be absent, null (unlimited) or a limit.
 fn nullable_limit(v: Option<Option<i64>>) -> Result<Option<Option<i32>>, AppError> {
     v.map(|v| {
@@ -226,6 +304,17 @@ pub fn create_product(
     let duration = req.duration_days.map(duration_days).transpose()?;
     let key_prefix = req.key_prefix.as_deref().map(prefix).transpose()?;
     let prices = price_ids(&req.stripe_price_ids)?;
+    let heartbeat = req
+        .heartbeat_seconds
+        .map(|n| heartbeat_seconds(n, false))
+        .transpose()?;
+    let behavior = req
+        .expiry_behavior
+        .as_deref()
+        .map(expiry_behavior)
+        .transpose()?
+        .unwrap_or_else(|| "revoke_access".to_owned());
+    let codes = entitlements(&req.entitlements)?;
     conn.transaction(|conn| {
         let new = NewProduct {
             slug: &slug,
@@ -233,6 +322,10 @@ pub fn create_product(
             max_activations,
             duration_days: duration,
             key_prefix: key_prefix.as_deref(),
+            heartbeat_seconds: heartbeat,
+            entitlements: codes,
+            expiry_behavior: &behavior,
+            offline_allowed: req.offline_allowed.unwrap_or(false),
         };
         let product = products::insert(conn, &new).map_err(conflict_or)?;
         products::set_prices(conn, product.id, &prices).map_err(conflict_or)?;
@@ -280,6 +373,17 @@ pub fn update_product(
             .as_ref()
             .map(|v| v.as_deref().map(prefix).transpose())
             .transpose()?,
+        heartbeat_seconds: req
+            .heartbeat_seconds
+            .map(|v| v.map(|n| heartbeat_seconds(n, false)).transpose())
+            .transpose()?,
+        entitlements: req.entitlements.as_deref().map(entitlements).transpose()?,
+        expiry_behavior: req
+            .expiry_behavior
+            .as_deref()
+            .map(expiry_behavior)
+            .transpose()?,
+        offline_allowed: req.offline_allowed,
         updated_at: Some(Utc::now()),
     };
     let prices = req.stripe_price_ids.as_deref().map(price_ids).transpose()?;
@@ -326,6 +430,11 @@ pub fn create_license(
         .transpose()?
         .unwrap_or_else(|| serde_json::json!({}));
     let max_override = nullable_limit(req.max_activations)?;
+    let heartbeat = req
+        .heartbeat_seconds
+        .map(|n| heartbeat_seconds(n, true))
+        .transpose()?;
+    let codes = req.entitlements.as_deref().map(entitlements).transpose()?;
     conn.transaction(|conn| {
         let product = products::find(conn, req.product.trim())?.ok_or_else(|| {
             AppError::invalid(
@@ -347,9 +456,12 @@ pub fn create_license(
             }),
             source: "manual".to_owned(),
             metadata,
+            heartbeat_seconds: heartbeat,
+            entitlements: codes,
             ..Default::default()
         };
         let license = licenses::insert(conn, &new)?;
+        events::license(conn, "license.created", &license, &product)?;
         history::record(
             conn,
             actor,
@@ -373,9 +485,13 @@ pub fn get_license(conn: &mut PgConnection, id_or_key: &str) -> Result<LicenseDe
         email: license.email.clone(),
         name: license.customer_name.clone(),
     };
+    let activations = activations
+        .into_iter()
+        .map(|a| ActivationView::leased(a, &license, &product))
+        .collect();
     Ok(LicenseDetail {
         license: LicenseView::admin(license, &product, Utc::now()),
-        activations: activations.into_iter().map(ActivationView::from).collect(),
+        activations,
         customer,
         email_status,
     })
@@ -474,12 +590,22 @@ pub fn update_license(
         max_activations: nullable_limit(req.max_activations)?,
         expires_at: req.expires_at,
         metadata: req.metadata.clone().map(metadata).transpose()?,
+        heartbeat_seconds: req
+            .heartbeat_seconds
+            .map(|v| v.map(|n| heartbeat_seconds(n, true)).transpose())
+            .transpose()?,
+        entitlements: req
+            .entitlements
+            .as_ref()
+            .map(|v| v.as_deref().map(entitlements).transpose())
+            .transpose()?,
         updated_at: Some(Utc::now()),
     };
     conn.transaction(|conn| {
         let (before, product) = find_license(conn, id_or_key)?;
         let license = licenses::update(conn, before.id, &changes)?;
         history::record_update(conn, actor, &before, &license, "updated")?;
+        events::license(conn, "license.updated", &license, &product)?;
         Ok(LicenseView::admin(license, &product, Utc::now()))
     })
 }
@@ -582,6 +708,39 @@ fn queue_email(
         Some(serde_json::json!({ "email_id": id, "to": license.email })),
     )?;
     Ok(id)
+}
+
+/// The license a compatibility API's numeric id names (the first 48 bits of its UUID;
+/// see `http::compat::numeric_id`).
+pub fn find_license_by_number(
+    conn: &mut PgConnection,
+    number: u64,
+) -> Result<(License, Product), AppError> {
+    let id =
+        licenses::id_with_prefix(conn, number)?.ok_or_else(|| AppError::not_found("license"))?;
+    find_license(conn, &id.to_string())
+}
+
+/// One page of activations, of the license `id_or_key` names or of every license.
+pub fn list_activations(
+    conn: &mut PgConnection,
+    license: Option<Uuid>,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<crate::db::models::Activation>, i64), AppError> {
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(AppError::invalid(
+            "page",
+            format!("must be from 1 to {MAX_PAGE}"),
+        ));
+    }
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(AppError::invalid(
+            "per_page",
+            format!("must be from 1 to {MAX_PER_PAGE}"),
+        ));
+    }
+    Ok(activations::page(conn, license, page, per_page)?)
 }
 
 #[cfg(test)]

@@ -8,13 +8,18 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::cache::{Device, Entry, LicenseCache, Lookup};
+use super::events;
 use super::history::{self, Actor};
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
+use super::lease;
 use super::views::{ActivationView, LicenseView};
 use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
-use crate::db::{activations, licenses};
+use crate::db::{self, activations, licenses, Pool};
+use crate::error::AppError;
+use crate::metrics;
 
 /// The answer codes of the public license API, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,10 +28,12 @@ pub enum Code {
     NotFound,
     Revoked,
     Suspended,
+    PastDue,
     Expired,
     ProductMismatch,
     EmailMismatch,
     NotActivated,
+    LeaseExpired,
     TooManyActivations,
     Valid,
 }
@@ -37,10 +44,12 @@ impl Code {
             Code::NotFound => "NOT_FOUND",
             Code::Revoked => "REVOKED",
             Code::Suspended => "SUSPENDED",
+            Code::PastDue => "PAST_DUE",
             Code::Expired => "EXPIRED",
             Code::ProductMismatch => "PRODUCT_MISMATCH",
             Code::EmailMismatch => "EMAIL_MISMATCH",
             Code::NotActivated => "NOT_ACTIVATED",
+            Code::LeaseExpired => "LEASE_EXPIRED",
             Code::TooManyActivations => "TOO_MANY_ACTIVATIONS",
             Code::Valid => "VALID",
         }
@@ -52,11 +61,17 @@ impl Code {
             Code::NotFound => "No license matches this key. Check it for typos.",
             Code::Revoked => "This license has been revoked.",
             Code::Suspended => "This license is suspended. Contact the seller.",
+            Code::PastDue => {
+                "The subscription's payment is overdue. Update the payment method to keep using the software."
+            }
             Code::Expired => "This license has expired. Renew it to keep using the software.",
             Code::ProductMismatch => "This license is for a different product.",
             Code::EmailMismatch => "This license belongs to a different email address.",
             Code::NotActivated => {
                 "This device is not activated for the license. Activate it first."
+            }
+            Code::LeaseExpired => {
+                "This device has not checked in within its lease, so its seat is free. Activate it again."
             }
             Code::TooManyActivations => {
                 "The license has reached its activation limit. Deactivate another device first."
@@ -122,6 +137,10 @@ pub struct Validation {
     pub license: Option<LicenseView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<ActivationView>,
+    /// Present only when the database was unreachable: the answer comes from this
+    /// instance's cache, which may have missed changes made since this instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 impl Validation {
@@ -132,17 +151,36 @@ impl Validation {
             message: code.message(),
             license,
             activation,
+            stale_since: None,
         }
     }
 }
 
-/// The status refusal of a license, if any: REVOKED, SUSPENDED, EXPIRED in that order.
+/// The status refusal of a license, if any: REVOKED, SUSPENDED, PAST_DUE, EXPIRED in
+/// that order.
 pub fn status_refusal(l: &License, now: DateTime<Utc>) -> Option<Code> {
     match Status::of(l, now) {
         Status::Revoked => Some(Code::Revoked),
         Status::Suspended => Some(Code::Suspended),
+        Status::PastDue => Some(Code::PastDue),
         Status::Expired => Some(Code::Expired),
         Status::Active => None,
+    }
+}
+
+/// Whether an expired license of this product keeps access to the versions released
+/// up to its expiry (`maintain_access`).
+pub fn maintains_access(p: &Product) -> bool {
+    p.expiry_behavior == "maintain_access"
+}
+
+/// The refusal of a device operation (activate, heartbeat, license file): as
+/// [`status_refusal`], except that an expired `maintain_access` license still takes
+/// devices (they run the versions it covers).
+pub fn device_refusal(l: &License, p: &Product, now: DateTime<Utc>) -> Option<Code> {
+    match status_refusal(l, now) {
+        Some(Code::Expired) if maintains_access(p) => None,
+        other => other,
     }
 }
 
@@ -161,10 +199,11 @@ pub fn decide(
         return code;
     }
     let asks_for_device = req.fingerprint.is_some() || req.activation_id.is_some();
-    if asks_for_device && activation.is_none() {
-        return Code::NotActivated;
+    match activation {
+        None if asks_for_device => Code::NotActivated,
+        Some(a) if !lease::is_alive(l, p, a.last_seen_at, now) => Code::LeaseExpired,
+        _ => Code::Valid,
     }
-    Code::Valid
 }
 
 /// A validate decision with the rows it was made from, for callers (the
@@ -176,6 +215,9 @@ pub struct Checked {
     pub found: Option<(License, Product)>,
     pub activation: Option<Activation>,
     pub now: DateTime<Utc>,
+    /// Set when answered from the cache while the database was unreachable: the
+    /// instant since which the cached rows may be out of date.
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 /// The validate decision with one indexed read; a known device's `last_seen_at` is
@@ -187,12 +229,10 @@ pub fn check(
 ) -> QueryResult<Checked> {
     let now = Utc::now();
     let not_found = Checked {
-        code: Code::NotFound,
-        found: None,
-        activation: None,
         now,
+        ..Checked::not_found()
     };
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(not_found);
     };
     let fingerprint = req.fingerprint.as_ref().map(Fingerprint::as_str);
@@ -202,14 +242,17 @@ pub fn check(
         return Ok(not_found);
     };
     let code = decide(req, &license, &product, activation.as_ref(), now);
-    if let Some(a) = &activation {
-        activations::touch_if_stale(conn, a, last_seen_interval)?;
+    // A device whose lease ran out is not revived by a validate: it activates again.
+    if let Some(a) = activation.as_ref().filter(|_| code != Code::LeaseExpired) {
+        let interval = lease::refresh_interval(&license, &product, last_seen_interval);
+        activations::touch_if_stale(conn, a, interval)?;
     }
     Ok(Checked {
         code,
         found: Some((license, product)),
         activation,
         now,
+        stale_since: None,
     })
 }
 
@@ -230,20 +273,187 @@ impl Checked {
             found: None,
             activation: None,
             now: Utc::now(),
+            stale_since: None,
         }
     }
+}
+
+impl Device {
+    fn of(req: &ValidateRequest) -> Option<Device> {
+        match (&req.fingerprint, req.activation_id) {
+            (Some(f), _) => Some(Device::Fingerprint(f.as_str().to_owned())),
+            (None, Some(id)) => Some(Device::Id(id)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The validate decision from the cache when it holds the license (and the device),
+/// otherwise from one read that then fills it. While the database is unreachable, a
+/// cached license is answered for up to the configured staleness, marked `stale_since`.
+pub async fn check_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Checked, AppError> {
+    let now = Utc::now();
+    let Some(key) = LicenseKey::lookup(&req.key).filter(|_| cache.enabled()) else {
+        return db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await;
+    };
+    let device = Device::of(&req);
+    match cache.lookup(key.as_str(), device.as_ref(), now) {
+        Lookup::Fresh(entry) => {
+            metrics::record_validate_cache("hit");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, None);
+            return Ok(answer);
+        }
+        Lookup::Stale(entry, since) if cache.db_seems_down(now) => {
+            metrics::record_validate_cache("stale");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            return Ok(answer);
+        }
+        _ => {}
+    }
+    let ticket = cache.ticket();
+    let read = {
+        let req = req.clone();
+        db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await
+    };
+    match read {
+        Ok(checked) => {
+            metrics::record_validate_cache("miss");
+            cache.mark_db_up();
+            if let Some((license, product)) = &checked.found {
+                let activation = checked.activation.as_ref();
+                cache.insert(ticket, key.as_str(), license, product, device, activation);
+            }
+            Ok(checked)
+        }
+        Err(AppError::DatabaseUnavailable(e)) => {
+            cache.mark_db_down(now);
+            let Some((entry, since)) = cache.lookup_for_outage(key.as_str(), device.as_ref(), now)
+            else {
+                return Err(AppError::DatabaseUnavailable(e));
+            };
+            metrics::record_validate_cache("stale");
+            let answer = from_cache(cache, &req, &entry, last_seen_interval, now, Some(since));
+            Ok(answer)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A decision from cached rows, made with the clock of now; a due `last_seen_at`
+/// refresh is queued for the cache's next batched write.
+fn from_cache(
+    cache: &LicenseCache,
+    req: &ValidateRequest,
+    entry: &Entry,
+    last_seen_interval: Duration,
+    now: DateTime<Utc>,
+    stale_since: Option<DateTime<Utc>>,
+) -> Checked {
+    let device = Device::of(req);
+    let activation = entry.device(device.as_ref()).flatten().cloned();
+    let code = decide(
+        req,
+        &entry.license,
+        &entry.product,
+        activation.as_ref(),
+        now,
+    );
+    // As `check`: a device whose lease ran out is not revived; a live one is refreshed
+    // as often as its lease asks (the write waits for the next batch, at most a flush
+    // interval, and records the instant of this validate, not of the write).
+    if let Some(a) = activation.as_ref().filter(|_| code != Code::LeaseExpired) {
+        let interval = lease::refresh_interval(&entry.license, &entry.product, last_seen_interval);
+        if now - a.last_seen_at >= interval {
+            cache.touch_later(a.id, now, interval);
+        }
+    }
+    Checked {
+        code,
+        found: Some((entry.license.clone(), entry.product.clone())),
+        activation,
+        now,
+        stale_since,
+    }
+}
+
+/// Answers a validate call of the public API through the cache (see [`check_cached`]).
+pub async fn validate_cached(
+    pool: &Pool,
+    cache: &LicenseCache,
+    req: ValidateRequest,
+    last_seen_interval: Duration,
+) -> Result<Validation, AppError> {
+    let checked = check_cached(pool, cache, req, last_seen_interval).await?;
+    Ok(checked.into())
 }
 
 /// The public API's answer to a check.
 impl From<Checked> for Validation {
     fn from(c: Checked) -> Self {
-        Validation::of(
-            c.code,
-            c.found
-                .map(|(license, product)| LicenseView::public(license, &product, c.now)),
-            c.activation.map(ActivationView::from),
-        )
+        let (license, activation) = match c.found {
+            Some((license, product)) => {
+                let activation = c
+                    .activation
+                    .map(|a| ActivationView::leased(a, &license, &product));
+                (
+                    Some(LicenseView::public(license, &product, c.now)),
+                    activation,
+                )
+            }
+            None => (None, None),
+        };
+        Validation {
+            stale_since: c.stale_since,
+            ..Validation::of(c.code, license, activation)
+        }
     }
+}
+
+/// The result of a heartbeat.
+// Built once per request and matched at once: boxing the views would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Heartbeat {
+    /// The lease was renewed from now.
+    Alive {
+        activation: ActivationView,
+        license: LicenseView,
+    },
+    /// NOT_FOUND, REVOKED, SUSPENDED, PAST_DUE, EXPIRED or NOT_ACTIVATED.
+    Refused(Code),
+}
+
+/// Renews the lease of an activated device (`POST /v1/licenses/heartbeat`). A device
+/// whose lease ran out but whose seat no activation has reclaimed yet is renewed too:
+/// it still holds that seat. Once reclaimed, the answer is NOT_ACTIVATED.
+pub fn heartbeat(
+    conn: &mut PgConnection,
+    key: &str,
+    fingerprint: &Fingerprint,
+) -> QueryResult<Heartbeat> {
+    let now = Utc::now();
+    let Some(key) = LicenseKey::lookup(key) else {
+        return Ok(Heartbeat::Refused(Code::NotFound));
+    };
+    let Some((license, product, _)) = licenses::find_for_check(conn, key.as_str(), None, None)?
+    else {
+        return Ok(Heartbeat::Refused(Code::NotFound));
+    };
+    if let Some(code) = device_refusal(&license, &product, now) {
+        return Ok(Heartbeat::Refused(code));
+    }
+    let Some(activation) = activations::touch(conn, license.id, fingerprint.as_str())? else {
+        return Ok(Heartbeat::Refused(Code::NotActivated));
+    };
+    Ok(Heartbeat::Alive {
+        activation: ActivationView::leased(activation, &license, &product),
+        license: LicenseView::public(license, &product, now),
+    })
 }
 
 /// The result of an activate call.
@@ -251,12 +461,12 @@ impl From<Checked> for Validation {
 pub enum Activated {
     /// A new seat was taken (201).
     New {
-        activation: Activation,
+        activation: ActivationView,
         license: LicenseView,
     },
     /// The fingerprint was already activated (200).
     Existing {
-        activation: Activation,
+        activation: ActivationView,
         license: LicenseView,
     },
     /// Refused: NOT_FOUND, REVOKED, SUSPENDED, EXPIRED or TOO_MANY_ACTIVATIONS.
@@ -298,6 +508,7 @@ impl From<ActivateOutcome> for Activated {
                 license,
                 product,
             } => {
+                let activation = ActivationView::leased(activation, &license, &product);
                 let license = LicenseView::public(license, &product, Utc::now());
                 if new {
                     Activated::New {
@@ -336,8 +547,10 @@ pub enum ActivateOutcome {
 
 /// Activates a device. The seat is taken by a conditional UPDATE in the same
 /// transaction as the activation row, so the limit holds under any concurrency and
-/// across instances; a refused activation leaves nothing behind. `expect` refuses a
-/// license of another product or buyer before any seat is taken.
+/// across instances; seats of devices whose lease ran out are reclaimed in that same
+/// transaction, before the limit is checked. A refused activation leaves nothing
+/// behind. `expect` refuses a license of another product or buyer before any seat is
+/// taken.
 pub fn activate_with(
     conn: &mut PgConnection,
     req: &ActivateRequest,
@@ -354,13 +567,13 @@ pub fn activate_as(
     expect: &Expect,
 ) -> QueryResult<ActivateOutcome> {
     let now = Utc::now();
-    let Some(key) = LicenseKey::parse(&req.key) else {
+    let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(ActivateOutcome::Refused(Code::NotFound));
     };
     let result = conn.transaction::<_, Abort, _>(|conn| {
         let (license, product) =
             licenses::find(conn, key.as_str())?.ok_or(Abort::Refused(Code::NotFound))?;
-        if let Some(code) = status_refusal(&license, now) {
+        if let Some(code) = device_refusal(&license, &product, now) {
             return Err(Abort::Refused(code));
         }
         if let Some(code) = expectation_refusal(
@@ -371,52 +584,36 @@ pub fn activate_as(
         ) {
             return Err(Abort::Refused(code));
         }
-        let new = NewActivation {
-            license_id: license.id,
-            fingerprint: req.fingerprint.as_str(),
-            name: req.name.as_deref(),
-            ip: req.ip.as_deref(),
+        let reclaimed = reclaim_dead_seats(conn, &license, &product, req, now)?;
+        let license = License {
+            activations_count: license.activations_count - reclaimed,
+            ..license
         };
-        match activations::insert_if_new(conn, &new)? {
-            Some(activation) => {
-                if !licenses::try_take_seat(conn, license.id)? {
-                    return Err(Abort::Refused(Code::TooManyActivations));
-                }
-                history::record(
-                    conn,
-                    actor,
-                    license.id,
-                    "device_activated",
-                    Some(json!({ "activations_count": license.activations_count })),
-                    Some(json!({
-                        "activations_count": license.activations_count + 1,
-                        "device": history::device(&activation),
-                    })),
-                )?;
-                let license = License {
-                    activations_count: license.activations_count + 1,
-                    ..license
-                };
-                Ok(ActivateOutcome::Done {
-                    new: true,
-                    activation,
-                    license,
-                    product,
-                })
-            }
-            None => {
-                let activation =
-                    activations::find_by_fingerprint(conn, license.id, req.fingerprint.as_str())?
-                        .ok_or(diesel::result::Error::NotFound)?;
-                activations::touch_if_stale(conn, &activation, Duration::zero())?;
-                Ok(ActivateOutcome::Done {
-                    new: false,
-                    activation,
-                    license,
-                    product,
-                })
-            }
+        let (new, activation) = take_or_find_seat(conn, &license, req)?;
+        if new {
+            events::activation(conn, "activation.created", license.id, &activation)?;
+            history::record(
+                conn,
+                actor,
+                license.id,
+                "device_activated",
+                Some(json!({ "activations_count": license.activations_count })),
+                Some(json!({
+                    "activations_count": license.activations_count + 1,
+                    "device": history::device(&activation),
+                })),
+            )?;
         }
+        let license = License {
+            activations_count: license.activations_count + i32::from(new),
+            ..license
+        };
+        Ok(ActivateOutcome::Done {
+            new,
+            activation,
+            license,
+            product,
+        })
     });
     match result {
         Ok(done) => Ok(done),
@@ -445,7 +642,7 @@ pub struct DeviceView {
 
 /// Lists the devices activated on the license with this key (`None`: no such key).
 pub fn devices(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Devices>> {
-    let Some(key) = LicenseKey::parse(key) else {
+    let Some(key) = LicenseKey::lookup(key) else {
         return Ok(None);
     };
     let Some((license, product)) = licenses::find(conn, key.as_str())? else {
@@ -465,6 +662,61 @@ pub fn devices(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Devices
         license: LicenseView::public(license, &product, Utc::now()),
         activations,
     }))
+}
+
+/// Deletes the license's activations whose lease ran out (other than the device
+/// asking) and frees their seats; returns how many. Each row is deleted by one
+/// transaction only, so concurrent reclaims never free a seat twice.
+fn reclaim_dead_seats(
+    conn: &mut PgConnection,
+    license: &License,
+    product: &Product,
+    req: &ActivateRequest,
+    now: DateTime<Utc>,
+) -> QueryResult<i32> {
+    let Some(before) = lease::dead_before(license, product, now) else {
+        return Ok(0);
+    };
+    // Activations of one leased license queue here, so reclaims and revivals of the
+    // same rows never lock them in different orders (a deadlock).
+    licenses::lock(conn, license.id)?;
+    let dead = activations::delete_dead(conn, license.id, before, req.fingerprint.as_str())?;
+    let freed = i32::try_from(dead.len()).unwrap_or(i32::MAX);
+    if freed > 0 {
+        tracing::info!(license = %license.id, freed, "reclaimed the seats of dead devices");
+        licenses::release_seats(conn, license.id, freed)?;
+    }
+    Ok(freed)
+}
+
+/// Inserts the activation and takes its seat (`true`), or finds the fingerprint's
+/// existing activation and refreshes it (`false`). A concurrent deactivate of the same
+/// device can delete the row between the insert's conflict and the read: then the
+/// insert is tried again, so a race never answers a false NOT_FOUND.
+fn take_or_find_seat(
+    conn: &mut PgConnection,
+    license: &License,
+    req: &ActivateRequest,
+) -> Result<(bool, Activation), Abort> {
+    let new = NewActivation {
+        license_id: license.id,
+        fingerprint: req.fingerprint.as_str(),
+        name: req.name.as_deref(),
+        ip: req.ip.as_deref(),
+    };
+    for _ in 0..5 {
+        if let Some(activation) = activations::insert_if_new(conn, &new)? {
+            if !licenses::try_take_seat(conn, license.id)? {
+                return Err(Abort::Refused(Code::TooManyActivations));
+            }
+            return Ok((true, activation));
+        }
+        if let Some(activation) = activations::touch(conn, license.id, req.fingerprint.as_str())? {
+            return Ok((false, activation));
+        }
+    }
+    // Five deletes in a row between our insert and our read: an abusive client loop.
+    Err(Abort::Db(diesel::result::Error::RollbackTransaction))
 }
 
 /// The result of a deactivate call.
@@ -566,6 +818,9 @@ pub fn deactivate_as(
             },
             None => activations::delete_all(conn, license.id)?,
         };
+        for a in &removed {
+            events::activation(conn, "activation.deleted", license.id, a)?;
+        }
         let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
         if freed > 0 {
             licenses::release_seats(conn, license.id, freed)?;
@@ -594,10 +849,10 @@ pub fn deactivate_as(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rows(status: &str, expires_at: Option<DateTime<Utc>>) -> (License, Product) {
+    pub(crate) fn rows(status: &str, expires_at: Option<DateTime<Utc>>) -> (License, Product) {
         let now = Utc::now();
         let product = Product {
             id: Uuid::new_v4(),
@@ -608,6 +863,10 @@ mod tests {
             key_prefix: None,
             created_at: now,
             updated_at: now,
+            heartbeat_seconds: None,
+            entitlements: vec![],
+            expiry_behavior: "revoke_access".into(),
+            offline_allowed: false,
         };
         let license = License {
             id: Uuid::new_v4(),
@@ -629,6 +888,12 @@ mod tests {
             metadata: serde_json::json!({}),
             created_at: now,
             updated_at: now,
+            heartbeat_seconds: None,
+            entitlements: None,
+            subscription_status: None,
+            subscription_state_at: None,
+            cancel_at_period_end: false,
+            past_due_until: None,
         };
         (license, product)
     }
@@ -651,6 +916,64 @@ mod tests {
             let (l, p) = rows(status, expires);
             assert_eq!(decide(&mismatching, &l, &p, None, now), want);
         }
+    }
+
+    #[test]
+    fn subscription_and_lease_codes_sit_in_their_documented_places() {
+        let now = Utc::now();
+        let past = Some(now - Duration::days(1));
+        let device = ValidateRequest {
+            fingerprint: Some(Fingerprint::parse("fingerprint", "dev").unwrap()),
+            product: Some("other".into()),
+            ..Default::default()
+        };
+        // Paused reads as SUSPENDED, before PAST_DUE.
+        let (mut l, p) = rows("active", past);
+        l.subscription_status = Some("paused".into());
+        assert_eq!(decide(&device, &l, &p, None, now), Code::Suspended);
+        // PAST_DUE (grace over) comes before EXPIRED; within the grace it is not reported.
+        l.subscription_status = Some("past_due".into());
+        l.past_due_until = Some(now - Duration::seconds(1));
+        assert_eq!(decide(&device, &l, &p, None, now), Code::PastDue);
+        l.past_due_until = Some(now + Duration::days(1));
+        assert_eq!(decide(&device, &l, &p, None, now), Code::Expired);
+        // LEASE_EXPIRED comes after the request checks and NOT_ACTIVATED, only for a known device.
+        let (l, mut p) = rows("active", None);
+        p.heartbeat_seconds = Some(60);
+        let seen = |secs| Activation {
+            id: Uuid::new_v4(),
+            license_id: l.id,
+            fingerprint: "dev".into(),
+            name: None,
+            ip: None,
+            created_at: now - Duration::days(1),
+            last_seen_at: now - Duration::seconds(secs),
+        };
+        let dead = seen(61);
+        assert_eq!(
+            decide(&device, &l, &p, Some(&dead), now),
+            Code::ProductMismatch
+        );
+        let device = ValidateRequest {
+            product: None,
+            ..device
+        };
+        assert_eq!(decide(&device, &l, &p, None, now), Code::NotActivated);
+        assert_eq!(
+            decide(&device, &l, &p, Some(&dead), now),
+            Code::LeaseExpired
+        );
+        assert_eq!(decide(&device, &l, &p, Some(&seen(59)), now), Code::Valid);
+    }
+
+    #[test]
+    fn an_expired_maintain_access_license_still_takes_devices() {
+        let now = Utc::now();
+        let (l, mut p) = rows("active", Some(now - Duration::days(1)));
+        assert_eq!(device_refusal(&l, &p, now), Some(Code::Expired));
+        p.expiry_behavior = "maintain_access".into();
+        assert_eq!(device_refusal(&l, &p, now), None);
+        assert_eq!(status_refusal(&l, now), Some(Code::Expired));
     }
 
     #[test]

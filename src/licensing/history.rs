@@ -86,6 +86,10 @@ pub fn snapshot(l: &License) -> Value {
         "expires_at": l.expires_at,
         "email": l.email,
         "metadata": l.metadata,
+        "product_id": l.product_id,
+        "subscription_status": l.subscription_status,
+        "cancel_at_period_end": l.cancel_at_period_end,
+        "past_due_until": l.past_due_until,
     })
 }
 

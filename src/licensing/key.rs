@@ -8,6 +8,8 @@ use rand::Rng;
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const GROUPS: usize = 5;
 const GROUP_LEN: usize = 5;
+/// Longest key imported from another service; matches the `licenses_key_check`.
+pub const MAX_IMPORTED_LEN: usize = 255;
 /// Longest accepted prefix; matches the `key_prefix` check in the schema.
 pub const MAX_PREFIX_LEN: usize = 16;
 
@@ -73,6 +75,33 @@ impl LicenseKey {
         Some(LicenseKey(out))
     }
 
+    /// The form a look-up compares with `upper(key)`: a licensd key as [`LicenseKey::parse`]
+    /// reads it, else (a key imported from another service) the trimmed input in upper
+    /// case, if it is 1 to 255 printable ASCII characters. `None`: no license can have it.
+    pub fn lookup(input: &str) -> Option<Self> {
+        Self::parse(input).or_else(|| {
+            {
+                let trimmed = input.trim();
+                (1..=MAX_IMPORTED_LEN).contains(&trimmed.len())
+                    && trimmed.bytes().all(|b| b.is_ascii_graphic())
+            }
+            .then(|| LicenseKey(input.trim().to_ascii_uppercase()))
+        })
+    }
+
+    /// A key imported as it was issued elsewhere: printable ASCII, 1 to 255 characters,
+    /// stored as given (look-ups ignore its case). A key in licensd's own format is stored
+    /// in its canonical form.
+    pub fn imported(input: &str) -> Option<String> {
+        if let Some(native) = Self::parse(input) {
+            return Some(native.0);
+        }
+        let trimmed = input.trim();
+        ((1..=MAX_IMPORTED_LEN).contains(&trimmed.len())
+            && trimmed.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| trimmed.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -94,7 +123,7 @@ impl LicenseRef {
     pub fn parse(input: &str) -> Option<Self> {
         match uuid::Uuid::parse_str(input.trim()) {
             Ok(id) => Some(LicenseRef::Id(id)),
-            Err(_) => LicenseKey::parse(input).map(LicenseRef::Key),
+            Err(_) => LicenseKey::lookup(input).map(LicenseRef::Key),
         }
     }
 

@@ -4,11 +4,15 @@
 pub mod accounts;
 pub mod admin;
 pub mod api_keys;
+pub mod cache;
 pub mod check;
 pub mod dashboard;
+pub mod events;
 pub mod history;
+pub mod import;
 pub mod input;
 pub mod key;
+pub mod lease;
 pub mod portal;
 pub mod signing;
 pub mod views;
@@ -21,7 +25,8 @@ use crate::db::models::License;
 pub use key::LicenseKey;
 
 /// A license's effective status. `expired` is never stored: it is reported whenever
-/// `expires_at` has passed on a license that is otherwise active.
+/// `expires_at` has passed on a license that is otherwise active. A paused Stripe
+/// subscription reads as `suspended`, and one past due beyond its grace as `past_due`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -29,6 +34,9 @@ pub enum Status {
     Suspended,
     Revoked,
     Expired,
+    /// A subscription past due (or unpaid) beyond its payment grace.
+    #[serde(rename = "past_due")]
+    PastDue,
 }
 
 impl Status {
@@ -36,6 +44,8 @@ impl Status {
         match l.status.as_str() {
             "revoked" => Status::Revoked,
             "suspended" => Status::Suspended,
+            _ if l.subscription_status.as_deref() == Some("paused") => Status::Suspended,
+            _ if is_past_due(l, now) => Status::PastDue,
             _ if l.expires_at.is_some_and(|t| t <= now) => Status::Expired,
             _ => Status::Active,
         }
@@ -47,6 +57,15 @@ impl Status {
             Status::Suspended => "suspended",
             Status::Revoked => "revoked",
             Status::Expired => "expired",
+            Status::PastDue => "past_due",
         }
     }
+}
+
+/// A subscription Stripe reports `past_due` or `unpaid` whose payment grace is over.
+fn is_past_due(l: &License, now: DateTime<Utc>) -> bool {
+    matches!(
+        l.subscription_status.as_deref(),
+        Some("past_due" | "unpaid")
+    ) && l.past_due_until.is_some_and(|t| t <= now)
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::Status;
+use super::{check, lease, Status};
 use crate::db::models::{Activation, License, OutboxEmail, Product};
 
 #[derive(Debug, Clone, Serialize)]
@@ -16,6 +16,12 @@ pub struct ProductView {
     pub max_activations: Option<i32>,
     pub duration_days: Option<i32>,
     pub key_prefix: Option<String>,
+    /// Seconds a device keeps its seat after it last checked in; null: no lease.
+    pub heartbeat_seconds: Option<i32>,
+    pub entitlements: Vec<String>,
+    /// `revoke_access` or `maintain_access`.
+    pub expiry_behavior: String,
+    pub offline_allowed: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -30,6 +36,10 @@ impl ProductView {
             max_activations: p.max_activations,
             duration_days: p.duration_days,
             key_prefix: p.key_prefix,
+            heartbeat_seconds: p.heartbeat_seconds,
+            entitlements: p.entitlements.into_iter().flatten().collect(),
+            expiry_behavior: p.expiry_behavior,
+            offline_allowed: p.offline_allowed,
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
@@ -74,8 +84,23 @@ pub struct LicenseView {
     pub email: String,
     pub customer_name: Option<String>,
     pub max_activations: Option<i32>,
+    /// Devices holding a seat (a device whose lease ran out holds it until the next
+    /// activation reclaims it).
     pub activations_count: i32,
+    /// More devices than seats (the seats were lowered): no new device is accepted
+    /// until the buyer or seller deactivates enough of them.
+    pub over_limit: bool,
     pub expires_at: Option<DateTime<Utc>>,
+    /// With `maintain_access`, once expired: versions released up to this time keep working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintain_access_until: Option<DateTime<Utc>>,
+    /// Seconds a device keeps its seat after it last checked in; null: no lease.
+    pub heartbeat_seconds: Option<i64>,
+    /// Feature codes this license unlocks.
+    pub entitlements: Vec<String>,
+    /// Set when the license follows a Stripe subscription.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionView>,
     /// Admin views only: the public license endpoints leave out where a license came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -84,6 +109,19 @@ pub struct LicenseView {
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The Stripe subscription a license follows, as Stripe last reported it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionView {
+    /// `active`, `trialing`, `past_due`, `unpaid`, `paused`, `canceled`, ... (null until
+    /// a subscription event arrives).
+    pub status: Option<String>,
+    /// The subscription ends at the period end (`expires_at`) and will not renew.
+    pub cancel_at_period_end: bool,
+    /// While past due: when the payment grace ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub past_due_until: Option<DateTime<Utc>>,
 }
 
 impl LicenseView {
@@ -106,8 +144,23 @@ impl LicenseView {
 
     /// The view the key holder's software gets.
     pub fn public(l: License, p: &Product, now: DateTime<Utc>) -> Self {
+        let status = Status::of(&l, now);
+        let subscription = l.stripe_subscription_id.as_ref().map(|_| SubscriptionView {
+            status: l.subscription_status.clone(),
+            cancel_at_period_end: l.cancel_at_period_end,
+            past_due_until: l.past_due_until,
+        });
         LicenseView {
-            status: Status::of(&l, now),
+            over_limit: l
+                .max_activations
+                .is_some_and(|max| l.activations_count > max),
+            maintain_access_until: l
+                .expires_at
+                .filter(|_| status == Status::Expired && check::maintains_access(p)),
+            heartbeat_seconds: lease::lease(&l, p).map(|d| d.num_seconds()),
+            entitlements: lease::entitlements(&l, p),
+            subscription,
+            status,
             id: l.id,
             key: l.key,
             product: ProductRef::from(p),
@@ -133,11 +186,26 @@ pub struct ActivationView {
     pub ip: Option<String>,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// When the device loses its seat unless it checks in (licenses with a lease only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl ActivationView {
+    /// The view with the time its lease runs out, for a license with a lease.
+    pub fn leased(a: Activation, l: &License, p: &Product) -> Self {
+        let lease_expires_at = lease::lease_ends(l, p, a.last_seen_at);
+        ActivationView {
+            lease_expires_at,
+            ..Self::from(a)
+        }
+    }
 }
 
 impl From<Activation> for ActivationView {
     fn from(a: Activation) -> Self {
         ActivationView {
+            lease_expires_at: None,
             id: a.id,
             fingerprint: a.fingerprint,
             name: a.name,

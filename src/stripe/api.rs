@@ -178,6 +178,26 @@ struct InvoicePayment {
     invoice: Option<String>,
 }
 
+impl StripeApi {
+    /// The subscription object as the API shows it now (for states an event does not carry).
+    pub async fn subscription_object(
+        &self,
+        subscription_id: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        let client = self.client()?;
+        let value: miniserde::json::Value = RequestBuilder::new(
+            StripeMethod::Get,
+            format!("/subscriptions/{subscription_id}"),
+        )
+        .customize()
+        .send(client)
+        .await
+        .map_err(api_error)?;
+        serde_json::from_str(&miniserde::json::to_string(&value))
+            .map_err(|e| ApiError::Request(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,9 @@ pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    /// When Stripe created the event (unix seconds): orders a subscription's states.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub created: Option<i64>,
     #[serde(default)]
     pub data: EventData,
 }

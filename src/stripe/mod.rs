@@ -10,6 +10,7 @@ pub mod api;
 pub mod event;
 pub mod reversal;
 pub mod signature;
+pub mod subscription;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::prelude::*;
@@ -21,7 +22,8 @@ use crate::error::AppError;
 use crate::licensing::history::{self, Actor};
 use crate::licensing::LicenseKey;
 pub use api::{ApiError, LineItem, StripeApi};
-use event::{CheckoutSession, Event, Invoice, Subscription};
+use event::{CheckoutSession, Event, Invoice};
+pub use subscription::Grace;
 
 /// Most licenses one line item mints (a typo'd quantity should not mint millions).
 pub const MAX_QUANTITY: u64 = 1_000;
@@ -86,6 +88,8 @@ pub struct Prepared {
     /// End of the paid subscription period (unix seconds), for subscription checkouts
     /// and invoices that do not carry it.
     pub period_end: Option<i64>,
+    /// The subscription as the API showed it, and when (for `invoice.payment_failed`).
+    pub subscription: Option<(serde_json::Value, DateTime<Utc>)>,
     /// For a refund or dispute: the payment, and the subscription it paid for.
     pub reversal: Option<db::reversals::Payment>,
 }
@@ -119,6 +123,8 @@ pub async fn prepare(event: &Event, api: &StripeApi) -> Result<Prepared, ApiErro
                 other => other?,
             };
         }
+    } else if event.event_type == "invoice.payment_failed" {
+        prepared.subscription = failed_invoice_subscription(event, api).await?;
     } else if let Some(payment) = reversal::payment_of(event, api).await? {
         prepared.reversal = Some(payment);
     } else if event.event_type == "invoice.paid" {
@@ -131,12 +137,34 @@ pub async fn prepare(event: &Event, api: &StripeApi) -> Result<Prepared, ApiErro
     Ok(prepared)
 }
 
+/// The subscription of a failed invoice, read from the API (the invoice does not say
+/// the subscription's status); `None` when Stripe no longer shows it.
+async fn failed_invoice_subscription(
+    event: &Event,
+    api: &StripeApi,
+) -> Result<Option<(serde_json::Value, DateTime<Utc>)>, ApiError> {
+    let Some(invoice) = event::object::<Invoice>(event) else {
+        return Ok(None);
+    };
+    let Some(sub) = invoice.subscription_id() else {
+        return Ok(None);
+    };
+    match api.subscription_object(sub).await {
+        Ok(value) => Ok(Some((value, Utc::now()))),
+        Err(ApiError::Missing { message }) => {
+            tracing::warn!(subscription = %sub, %message, "the subscription of a failed invoice no longer exists");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Handles a verified event end to end: skips ids already processed (without calling
 /// Stripe), fetches what is needed, then applies it in one transaction.
 pub async fn process(
     pool: &Pool,
     api: &StripeApi,
-    grace_days: u32,
+    grace: Grace,
     event: Event,
     raw: serde_json::Value,
 ) -> Result<Handled, AppError> {
@@ -152,7 +180,7 @@ pub async fn process(
         .await
         .map_err(|e| AppError::StripeUnavailable(Box::new(e)))?;
     db::run(pool, move |conn| {
-        apply(conn, &event, &raw, &prepared, grace_days, Utc::now())
+        apply(conn, &event, &raw, &prepared, grace, Utc::now())
     })
     .await
 }
@@ -164,7 +192,7 @@ pub fn apply(
     event: &Event,
     raw: &serde_json::Value,
     prepared: &Prepared,
-    grace_days: u32,
+    grace: Grace,
     now: DateTime<Utc>,
 ) -> Result<Handled, AppError> {
     conn.transaction(|conn| {
@@ -175,7 +203,7 @@ pub fn apply(
                 email_queued: false,
             });
         }
-        let (outcome, email_queued) = effect(conn, event, prepared, grace_days, now)?;
+        let (outcome, email_queued) = effect(conn, event, prepared, grace, now)?;
         stripe_events::set_outcome(conn, &event.id, &outcome)?;
         tracing::info!(event_id = %event.id, event_type = %event.event_type, %outcome, "stripe event");
         Ok(Handled {
@@ -190,9 +218,10 @@ fn effect(
     conn: &mut PgConnection,
     event: &Event,
     prepared: &Prepared,
-    grace_days: u32,
+    grace: Grace,
     now: DateTime<Utc>,
 ) -> Result<(String, bool), AppError> {
+    let grace_days = grace.subscription_days;
     let unreadable = || {
         (
             format!("ignored: data.object is not a {}", event.event_type),
@@ -208,7 +237,7 @@ fn effect(
                 let status = session.payment_status.as_deref().unwrap_or("unknown");
                 return Ok((format!("awaiting payment (payment_status {status})"), false));
             }
-            mint(conn, event, &session, prepared, grace_days, now)?
+            mint(conn, event, &session, prepared, grace, now)?
         }
         "charge.refunded" => (
             reversal::refunded(conn, event, prepared.reversal.as_ref())?,
@@ -236,57 +265,70 @@ fn effect(
             else {
                 return Ok(("ignored: no period end on the invoice".into(), false));
             };
-            let n = extend(conn, event, sub, until)?;
+            let paid_at = event_time(event, now);
+            let n = subscription::extend_paid(conn, event, sub, until, paid_at)?;
             (
                 format!("extended {n} license(s) of {sub} to {}", until.to_rfc3339()),
                 false,
             )
         }
-        "customer.subscription.deleted" => {
-            let Some(sub) = event::object::<Subscription>(event).and_then(|s| s.id) else {
-                return Ok(unreadable());
-            };
-            let n = expire(conn, event, &sub, now)?;
-            (format!("expired {n} license(s) of {sub}"), false)
-        }
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.paused"
+        | "customer.subscription.resumed"
+        | "customer.subscription.trial_will_end"
+        | "customer.subscription.deleted" => subscription_changed(conn, event, grace, now)?,
+        "invoice.payment_failed" => payment_failed(conn, event, prepared, grace)?,
         _ => ("ignored: event type not handled".into(), false),
     })
 }
 
-/// Records expiry changes made by an event.
-fn record_expiry(
-    conn: &mut PgConnection,
-    event: &Event,
-    changed: &[(Uuid, Option<DateTime<Utc>>)],
-    to: DateTime<Utc>,
-) -> Result<usize, AppError> {
-    let actor = Actor::Stripe(event.id.clone());
-    for (id, was) in changed {
-        let before = serde_json::json!({ "expires_at": was });
-        let after = serde_json::json!({ "expires_at": to });
-        history::record(conn, &actor, *id, "updated", Some(before), Some(after))?;
-    }
-    Ok(changed.len())
+/// When Stripe created the event; `now` if it does not say.
+fn event_time(event: &Event, now: DateTime<Utc>) -> DateTime<Utc> {
+    event
+        .created
+        .and_then(|t| Utc.timestamp_opt(t, 0).single())
+        .unwrap_or(now)
 }
 
-fn extend(
+/// `customer.subscription.*`: the event carries the whole subscription, current as of
+/// the event's `created`.
+fn subscription_changed(
     conn: &mut PgConnection,
     event: &Event,
-    subscription: &str,
-    until: DateTime<Utc>,
-) -> Result<usize, AppError> {
-    let changed = stripe_events::extend_subscription(conn, subscription, until)?;
-    record_expiry(conn, event, &changed, until)
-}
-
-fn expire(
-    conn: &mut PgConnection,
-    event: &Event,
-    subscription: &str,
+    grace: Grace,
     now: DateTime<Utc>,
-) -> Result<usize, AppError> {
-    let changed = stripe_events::expire_subscription(conn, subscription, now)?;
-    record_expiry(conn, event, &changed, now)
+) -> Result<(String, bool), AppError> {
+    let Some(state) = subscription::SubscriptionState::read(&event.data.object) else {
+        return Ok(("ignored: data.object is not a subscription".into(), false));
+    };
+    let outcome = subscription::apply_state(conn, event, &state, event_time(event, now), grace)?;
+    Ok((outcome, false))
+}
+
+/// `invoice.payment_failed`: the subscription as the API showed it while preparing.
+fn payment_failed(
+    conn: &mut PgConnection,
+    event: &Event,
+    prepared: &Prepared,
+    grace: Grace,
+) -> Result<(String, bool), AppError> {
+    let Some((value, read_at)) = &prepared.subscription else {
+        return Ok((
+            "ignored: no subscription to read for this invoice".into(),
+            false,
+        ));
+    };
+    let Some(state) = subscription::SubscriptionState::read(value) else {
+        return Ok((
+            "ignored: the API did not answer a subscription".into(),
+            false,
+        ));
+    };
+    Ok((
+        subscription::apply_state(conn, event, &state, *read_at, grace)?,
+        false,
+    ))
 }
 
 /// Period end plus the grace days, as a time; `None` for an absurd timestamp.
@@ -304,9 +346,10 @@ fn mint(
     event: &Event,
     session: &CheckoutSession,
     prepared: &Prepared,
-    grace_days: u32,
+    grace: Grace,
     now: DateTime<Utc>,
 ) -> Result<(String, bool), AppError> {
+    let grace_days = grace.subscription_days;
     let session_id = session.id.clone().unwrap_or_default();
     let Some(email) = session
         .buyer_email()
@@ -348,13 +391,21 @@ fn mint(
                 .duration_days
                 .map(|d| now + Duration::days(d.into()))
         });
-        for seq in 0..item.quantity.min(MAX_QUANTITY) {
+        // A subscription's quantity is seats on one license (so it can change later);
+        // a one-off purchase mints one license per unit.
+        let (count, max_activations) = if session.is_subscription() {
+            let seats = subscription::seats_for_quantity(product.max_activations, item.quantity);
+            (1, seats)
+        } else {
+            (item.quantity.min(MAX_QUANTITY), product.max_activations)
+        };
+        for seq in 0..count {
             let new = NewLicense {
                 key: LicenseKey::generate(product.key_prefix.as_deref()).into_string(),
                 product_id: product.id,
                 email: email.to_owned(),
                 customer_name: session.buyer_name().map(|n| n.chars().take(200).collect()),
-                max_activations: product.max_activations,
+                max_activations,
                 expires_at,
                 source: "stripe".into(),
                 stripe_checkout_session_id: Some(session_id.clone()),
@@ -365,9 +416,11 @@ fn mint(
                 stripe_customer_id: session.customer.clone(),
                 stripe_subscription_id: session.subscription.clone(),
                 metadata: serde_json::json!({}),
+                ..Default::default()
             };
             match stripe_events::insert_minted(conn, &new)? {
                 Some(license) => {
+                    crate::licensing::events::license(conn, "license.created", &license, &product)?;
                     let snapshot = history::snapshot(&license);
                     history::record(conn, &actor, license.id, "created", None, Some(snapshot))?;
                     minted.push(license.id);
@@ -376,14 +429,14 @@ fn mint(
             }
         }
     }
-    let payment = db::reversals::Payment {
-        payment_intent: session.payment_intent.clone(),
-        subscription: session.subscription.clone(),
-    };
-    let reversed = if minted.is_empty() {
-        None
-    } else {
-        reversal::at_mint(conn, event, &payment)?
+    // Subscription events that arrived before the checkout apply now.
+    if let (false, Some(sub)) = (minted.is_empty(), session.subscription.as_deref()) {
+        subscription::catch_up(conn, event, sub, grace)?;
+    }
+    // A refund or dispute that Stripe delivered before this checkout applies now.
+    let reversed = match minted.is_empty() {
+        true => None,
+        false => reversal::at_mint(conn, event, session)?,
     };
     // Keys refunded before they were minted are not sent.
     let queued = !minted.is_empty() && reversed != Some(db::reversals::Action::Revoke);
@@ -395,13 +448,8 @@ fn mint(
         }
     }
     let mut outcome = format!("minted {} license(s)", minted.len());
-    match reversed {
-        Some(db::reversals::Action::Revoke) => outcome
-            .push_str(", revoked at once: refunded or lost a dispute before the checkout arrived"),
-        Some(db::reversals::Action::Suspend) => {
-            outcome.push_str(", suspended at once: disputed before the checkout arrived")
-        }
-        _ => {}
+    if let Some(action) = reversed {
+        outcome.push_str(reversal::at_mint_note(action));
     }
     if already > 0 {
         outcome.push_str(&format!(", {already} already minted"));
@@ -482,7 +530,7 @@ mod tests {
             let _ = event::object::<event::Charge>(&event);
             let _ = event::object::<event::Dispute>(&event);
             let _ = event::object::<Invoice>(&event).map(|i| i.period_end());
-            let _ = event::object::<Subscription>(&event).map(|s| s.period_end());
+            let _ = event::object::<event::Subscription>(&event).map(|s| s.period_end());
         }
     }
 }

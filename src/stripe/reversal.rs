@@ -11,7 +11,7 @@ use diesel::PgConnection;
 use uuid::Uuid;
 
 use super::api::{ApiError, StripeApi};
-use super::event::{self, Charge, Dispute, Event};
+use super::event::{self, Charge, CheckoutSession, Dispute, Event};
 use crate::db::reversals::{self, Action, Payment};
 use crate::error::AppError;
 use crate::licensing::history::{self, Actor};
@@ -182,17 +182,33 @@ pub fn dispute_closed(
     })
 }
 
-/// Applies a refund or dispute that arrived before the licenses of `payment` were
-/// minted (in the minting transaction). Returns what it did, for the outcome.
+/// Applies a refund or dispute that arrived before the licenses of this checkout were
+/// minted (in the minting transaction): found by the session's payment intent or
+/// subscription. Returns what it did; `event` (the checkout's) is named in the history.
 pub fn at_mint(
     conn: &mut PgConnection,
     event: &Event,
-    payment: &Payment,
+    session: &CheckoutSession,
 ) -> Result<Option<Action>, AppError> {
-    let Some(action) = reversals::pending_for(conn, payment)? else {
+    let payment = Payment {
+        payment_intent: session.payment_intent.clone(),
+        subscription: session.subscription.clone(),
+    };
+    let Some(action) = reversals::pending_for(conn, &payment)? else {
         return Ok(None);
     };
-    let changed = reversals::apply(conn, payment, action)?;
+    let changed = reversals::apply(conn, &payment, action)?;
     record_history(conn, &event.id, &changed, action)?;
     Ok(Some(action))
+}
+
+/// What [`at_mint`] did, for the event's outcome.
+pub fn at_mint_note(action: Action) -> &'static str {
+    match action {
+        Action::Revoke => {
+            ", revoked at once: refunded or lost a dispute before the checkout arrived"
+        }
+        Action::Suspend => ", suspended at once: disputed before the checkout arrived",
+        Action::Reinstate => "",
+    }
 }

@@ -79,6 +79,12 @@ async fn product_and_license_commands_match_the_admin_api() {
                 "desk",
                 "--price",
                 "price_9",
+                "--heartbeat-seconds",
+                "600",
+                "--entitlement",
+                "export",
+                "--expiry-behavior",
+                "maintain_access",
             ],
         ));
         let license = stdout_json(&licensd(
@@ -92,6 +98,8 @@ async fn product_and_license_commands_match_the_admin_api() {
                 "ada@example.com",
                 "--metadata",
                 r#"{"plan":"pro"}"#,
+                "--entitlement",
+                "sync",
                 "--no-email",
             ],
         ));
@@ -101,6 +109,11 @@ async fn product_and_license_commands_match_the_admin_api() {
     .unwrap();
     assert_eq!(product["slug"], "desk-app");
     assert_eq!(product["stripe_price_ids"], json!(["price_9"]));
+    assert_eq!(product["heartbeat_seconds"], 600);
+    assert_eq!(product["entitlements"], json!(["export"]));
+    assert_eq!(product["expiry_behavior"], "maintain_access");
+    assert_eq!(license["entitlements"], json!(["sync"]));
+    assert_eq!(license["heartbeat_seconds"], 600);
     let key = license["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("DESK-"));
     assert_eq!(license["max_activations"], 2);

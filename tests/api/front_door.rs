@@ -88,6 +88,19 @@ fn dialects() -> Vec<Dialect> {
                     .json(&json!({ "productId": product, "licenseKey": key, "hostId": device }))
             }),
         },
+        Dialect {
+            name: "keymint (current)",
+            lookup: |app, key| {
+                app.client
+                    .post(app.url("/key/deactivate"))
+                    .json(&json!({ "productId": "app", "licenseKey": key }))
+            },
+            activate: Some(|app, key, product, device| {
+                app.client
+                    .post(app.url("/key/activate"))
+                    .json(&json!({ "productId": product, "licenseKey": key, "hostId": device }))
+            }),
+        },
     ]
 }
 

@@ -636,6 +636,8 @@ pub struct RawReply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub bytes: Vec<u8>,
+    /// The exact request body that was sent.
+    pub request: Vec<u8>,
 }
 
 impl RawReply {
@@ -655,10 +657,12 @@ impl RawReply {
 
 impl TestApp {
     pub async fn post_exact(&self, path: &str, body: &Value) -> RawReply {
+        let request = serde_json::to_vec(body).unwrap();
         let res = self
             .client
             .post(self.url(path))
-            .json(body)
+            .header("content-type", "application/json")
+            .body(request.clone())
             .send()
             .await
             .expect("request sent");
@@ -666,6 +670,7 @@ impl TestApp {
             status: res.status(),
             headers: res.headers().clone(),
             bytes: res.bytes().await.unwrap().to_vec(),
+            request,
         }
     }
 

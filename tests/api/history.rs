@@ -191,6 +191,7 @@ async fn an_app_lists_the_devices_of_its_key_in_a_signed_answer() {
     let exchange = licensd_client::Exchange {
         method: "POST",
         path: "/v1/licenses/activations",
+        request_body: &reply.request,
         status: 200,
         body: &reply.bytes,
         signature_header: reply.signature(),

@@ -1,44 +1,44 @@
-//! `GET /openapi.json` documents every route the server has, and nothing else.
-
-use std::collections::BTreeSet;
+//! `GET /openapi.json`. Each route is declared once (`http::routes`): its path, methods
+//! and answers come from its handler's `#[utoipa::path]`, so the document and the
+//! registration cannot differ. What that cannot guarantee is checked here: that each
+//! documented route really reaches its handler (not shadowed by another route, e.g. a
+//! `{param}` one registered before it), and that request bodies are described.
 
 use reqwest::{Method, StatusCode};
 
 use crate::helpers::spawn_app;
 
 #[tokio::test]
-async fn every_route_is_in_the_openapi_document_and_every_documented_route_exists() {
+async fn every_documented_route_is_served() {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json").await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(doc.body["servers"][0]["url"], app.settings.public_url);
 
-    let mut documented = BTreeSet::new();
+    let mut documented = Vec::new();
     for (path, item) in doc.body["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
-                documented.insert((method.to_uppercase(), path.clone()));
+                documented.push((method.to_uppercase(), path.clone()));
             }
         }
     }
-    let registered: BTreeSet<(String, String)> = licensd::http::routes()
-        .into_iter()
-        .map(|(m, p)| (m.to_owned(), p.to_owned()))
-        .collect();
-    let missing: Vec<_> = registered.difference(&documented).collect();
-    assert!(
-        missing.is_empty(),
-        "routes missing from /openapi.json: {missing:?}"
-    );
-    let extra: Vec<_> = documented.difference(&registered).collect();
-    assert!(
-        extra.is_empty(),
-        "documented but not in http::routes(): {extra:?}"
-    );
+    assert!(documented.len() > 40, "{documented:?}");
+    // The license routes document what their door answers, compat ones included.
+    for path in [
+        "/v1/licenses/validate",
+        "/api/v2/licenses/validate",
+        "/key/activate",
+        "/",
+    ] {
+        let item = &doc.body["paths"][path];
+        let op = item.get("post").or(item.get("get")).unwrap();
+        assert!(op["responses"]["429"].is_object(), "{path}: {op}");
+    }
 
     // Each listed route is really served: neither the unknown-route 404 nor a 405.
-    for (method, path) in &registered {
+    for (method, path) in &documented {
         let concrete = path
             .split('/')
             .map(|s| if s.starts_with('{') { "x" } else { s })

@@ -3,6 +3,8 @@
 //! `x-api-key` or `?api_key=`. Activate/deactivate switch the whole key on or off
 //! (our `active` / `suspended`). Bodies are `{"status", "message"}`.
 
+use crate::http::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
@@ -11,25 +13,16 @@ use super::form_params;
 use crate::db;
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, Code, ValidateRequest};
 use crate::licensing::history::Actor;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route(
-        "/api/licensekeys/validate",
-        [web::get().to(validate)],
-    ));
-    cfg.service(license_route(
-        "/api/licensekeys/status",
-        [web::get().to(status)],
-    ));
-    cfg.service(license_route(
-        "/api/licensekeys/activateDeactivate",
-        [web::post().to(activate_deactivate)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, validate))
+        .add(route!(License, status))
+        .add(route!(License, activate_deactivate));
 }
 
 const INVALID: &str = "Invalid license key or not associated with the connected account.";
@@ -70,7 +63,11 @@ async fn check_key_param(state: &State, req: &HttpRequest) -> Result<check::Chec
 
 #[utoipa::path(get, path = "/api/licensekeys/validate", tag = "compat: CheckoutKeys",
     description = "Validate a key (`licenseKey` query); admin token as `x-api-key` or `api_key`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{status: \"success\", message}`: the key is valid; signed", body = Object),
+        (status = 400, description = "`{status: \"error\", message}`: unknown, expired, suspended or revoked key", body = Object),
+        (status = 401, description = "`{status: \"error\", message}`: no admin token", body = Object),
+        (status = 503, description = "The database is unavailable", body = crate::http::error::ErrorBody)))]
 async fn validate(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -88,7 +85,11 @@ async fn validate(
 
 #[utoipa::path(get, path = "/api/licensekeys/status", tag = "compat: CheckoutKeys",
     description = "Status of a key: `active` or `deactivated`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{status: \"active\"|\"deactivated\", message}`; signed", body = Object),
+        (status = 401, description = "`{status: \"error\", message}`: no admin token", body = Object),
+        (status = 404, description = "`{status: \"error\", message}`: unknown key", body = Object),
+        (status = 503, description = "The database is unavailable", body = crate::http::error::ErrorBody)))]
 async fn status(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -110,7 +111,12 @@ async fn status(
 
 #[utoipa::path(post, path = "/api/licensekeys/activateDeactivate", tag = "compat: CheckoutKeys",
     description = "Switch a key on or off: `{licenseKey, action}`. Answers in CheckoutKeys's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "CheckoutKeys-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{status: \"success\", message}`: switched on or off; signed", body = Object),
+        (status = 400, description = "`{status: \"error\", message}`: `action` is not activate or deactivate", body = Object),
+        (status = 401, description = "`{status: \"error\", message}`: no admin token", body = Object),
+        (status = 404, description = "`{status: \"error\", message}`: unknown key", body = Object),
+        (status = 500, description = "`{status: \"error\", message: \"Failed to activate/deactivate license key.\"}` (503 when the database is down)", body = Object)))]
 async fn activate_deactivate(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -144,10 +150,12 @@ async fn activate_deactivate(
         }
     };
     let key = text("licenseKey");
+    let which = key.clone();
     let outcome = db::run(&state.pool, move |conn| {
         admin::set_license_enabled(conn, &actor, &key, enabled)
     })
     .await;
+    state.cache.forget_ref(&which);
     Ok(match outcome {
         Ok(_) if enabled => reply(StatusCode::OK, "success", "License key activated."),
         Ok(_) => reply(StatusCode::OK, "success", "License key deactivated."),
@@ -205,14 +213,3 @@ mod tests {
         assert!(read_object(b"nonsense").is_empty());
     }
 }
-
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/licensekeys/validate"),
-    ("GET", "/api/licensekeys/status"),
-    ("POST", "/api/licensekeys/activateDeactivate"),
-];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(validate, status, activate_deactivate))]
-pub struct Api;

@@ -6,6 +6,8 @@
 //! `Authorization: Bearer`; activate and deactivate are called by the customer
 //! software, where the license key is the credential.
 
+use crate::http::routes::Table;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,26 +17,20 @@ use crate::db;
 use crate::db::activations::Selector;
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, ActivateOutcome, Code, DeactivateOutcome, Expect};
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::Status;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route("/get-key", [web::post().to(get_key)]));
-    cfg.service(license_route(
-        "/activate-key",
-        [web::post().to(activate_key)],
-    ));
-    cfg.service(license_route(
-        "/deactivate-key",
-        [web::post().to(deactivate_key)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, get_key))
+        .add(route!(License, activate_key))
+        .add(route!(License, deactivate_key));
 }
 
-fn error(status: StatusCode, message: &str) -> HttpResponse {
+pub(super) fn error(status: StatusCode, message: &str) -> HttpResponse {
     let code = if status == StatusCode::FORBIDDEN {
         2
     } else {
@@ -43,12 +39,12 @@ fn error(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "message": message, "code": code }))
 }
 
-fn missing_params() -> HttpResponse {
+pub(super) fn missing_params() -> HttpResponse {
     error(StatusCode::BAD_REQUEST, "Missing required params")
 }
 
 /// Keymint's documented failure body; a database outage keeps its 503.
-fn server_error(e: &AppError) -> HttpResponse {
+pub(super) fn server_error(e: &AppError) -> HttpResponse {
     tracing::error!(error = %e, "keymint request failed");
     let status = match e.status_code() {
         s if s.is_server_error() => s,
@@ -59,30 +55,30 @@ fn server_error(e: &AppError) -> HttpResponse {
 
 /// A front-door refusal (429) stays licensd's, with its `Retry-After`; any other
 /// failure is Keymint's "Server error".
-fn keymint_error(e: AppError) -> Result<HttpResponse, AppError> {
+pub(super) fn keymint_error(e: AppError) -> Result<HttpResponse, AppError> {
     match e {
         AppError::RateLimited { .. } => Err(e),
         e => Ok(server_error(&e)),
     }
 }
 
-fn invalid_key() -> HttpResponse {
+pub(super) fn invalid_key() -> HttpResponse {
     error(StatusCode::NOT_FOUND, "Invalid license key")
 }
 
-fn time(t: DateTime<Utc>) -> String {
+pub(super) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// The body's non-empty string fields; a body that is not a JSON object has none.
-fn fields(body: &[u8]) -> Map<String, Value> {
+pub(super) fn fields(body: &[u8]) -> Map<String, Value> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     }
 }
 
-fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
+pub(super) fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
     fields
         .get(name)
         .and_then(Value::as_str)
@@ -92,10 +88,11 @@ fn text(fields: &Map<String, Value>, name: &str) -> Option<String> {
 }
 
 /// A refusal of the core, in Keymint's statuses and messages.
-fn refusal(code: Code) -> HttpResponse {
+pub(super) fn refusal(code: Code) -> HttpResponse {
     match code {
         Code::NotFound | Code::ProductMismatch | Code::EmailMismatch => invalid_key(),
-        Code::NotActivated => error(StatusCode::NOT_FOUND, "Device not found"),
+        Code::NotActivated | Code::LeaseExpired => error(StatusCode::NOT_FOUND, "Device not found"),
+        Code::PastDue => error(StatusCode::FORBIDDEN, "License payment overdue"),
         Code::Expired => error(StatusCode::FORBIDDEN, "License expired"),
         Code::Suspended => error(StatusCode::FORBIDDEN, "License blocked"),
         Code::Revoked => error(StatusCode::FORBIDDEN, "License not active"),
@@ -108,7 +105,12 @@ fn refusal(code: Code) -> HttpResponse {
 /// and its buyer.
 #[utoipa::path(post, path = "/get-key", tag = "compat: Keymint",
     description = "A license with its devices and customer: `{productId, licenseKey}`. Answers in Keymint's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{code: 0, data: {license, customer}}` (snake_case)", body = Object),
+        (status = 400, description = "`{message: \"Missing required params\", code: 1}`", body = Object),
+        (status = 401, description = "`{message: \"Invalid access token\", code: 1}`", body = Object),
+        (status = 404, description = "`{message: \"Invalid license key\", code: 1}`: unknown key or another product's", body = Object),
+        (status = 500, description = "`{message: \"Server error\", code: 1}` (503 when the database is down)", body = Object)))]
 async fn get_key(
     admin: Result<Admin, AppError>,
     state: web::Data<State>,
@@ -180,7 +182,12 @@ async fn get_key(
 /// takes a seat (or already has one).
 #[utoipa::path(post, path = "/activate-key", tag = "compat: Keymint",
     description = "Activate a device: `{productId, licenseKey, hostId, deviceTag?}`. Answers in Keymint's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{code: 0, message: \"License valid\", licensee_name, licensee_email}`; signed", body = Object),
+        (status = 400, description = "`{message, code: 1}`: missing or invalid field", body = Object),
+        (status = 403, description = "`{message, code: 2}`: expired, blocked, not active, or activation limit reached", body = Object),
+        (status = 404, description = "`{message: \"Invalid license key\", code: 1}`", body = Object),
+        (status = 500, description = "`{message: \"Server error\", code: 1}` (503 when the database is down)", body = Object)))]
 async fn activate_key(
     state: web::Data<State>,
     req: HttpRequest,
@@ -231,7 +238,11 @@ async fn activate_key(
 /// seat, or every device's without `hostId`.
 #[utoipa::path(post, path = "/deactivate-key", tag = "compat: Keymint",
     description = "Deactivate one device (`hostId`) or all. Answers in Keymint's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "Keymint-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{message: \"Device deactivated\"|\"All devices deactivated\", code: 0}`; signed", body = Object),
+        (status = 400, description = "`{message: \"Missing required params\", code: 1}`", body = Object),
+        (status = 404, description = "`{message, code: 1}`: invalid license key, or device not found", body = Object),
+        (status = 500, description = "`{message: \"Server error\", code: 1}` (503 when the database is down)", body = Object)))]
 async fn deactivate_key(
     state: web::Data<State>,
     req: HttpRequest,
@@ -261,14 +272,3 @@ async fn deactivate_key(
         Ok(DeactivateOutcome::Refused(code)) => refusal(code),
     })
 }
-
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/get-key"),
-    ("POST", "/activate-key"),
-    ("POST", "/deactivate-key"),
-];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(get_key, activate_key, deactivate_key))]
-pub struct Api;

@@ -6,52 +6,32 @@
 
 mod checkoutkeys;
 mod keymint;
+mod keymint_key;
 mod sellapp;
 mod wckm;
 
 use std::collections::HashMap;
 
-use actix_web::web;
+use super::routes::Table;
 use uuid::Uuid;
 
 use crate::config::Settings;
 
-/// Registers the adapters switched on in `settings`, all in one place so middleware
-/// (signing, rate limits) can be applied to them together.
-pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
+/// Adds the adapters switched on in `settings` to the route table.
+pub fn routes(t: &mut Table, settings: &Settings) {
     if settings.compat_checkoutkeys {
-        checkoutkeys::routes(cfg);
+        checkoutkeys::routes(t);
     }
     if settings.compat_wckm {
-        wckm::routes(cfg);
+        wckm::routes(t);
     }
     if settings.compat_sellapp {
-        sellapp::routes(cfg);
+        sellapp::routes(t);
     }
     if settings.compat_keymint {
-        keymint::routes(cfg);
+        keymint::routes(t);
+        keymint_key::routes(t);
     }
-}
-
-/// The adapters' routes, for the OpenAPI check (see `http::routes`).
-pub fn all_routes() -> Vec<(&'static str, &'static str)> {
-    [
-        checkoutkeys::ROUTES,
-        wckm::ROUTES,
-        sellapp::ROUTES,
-        keymint::ROUTES,
-    ]
-    .concat()
-}
-
-/// The adapters' part of the OpenAPI document.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::OpenApi;
-    let mut doc = checkoutkeys::Api::openapi();
-    doc.merge(wckm::Api::openapi());
-    doc.merge(sellapp::Api::openapi());
-    doc.merge(keymint::Api::openapi());
-    doc
 }
 
 /// A stable integer for APIs that document numeric ids: the first 12 hex digits of

@@ -1,38 +1,50 @@
-//! SellApp's license API (`/api/v2/licenses...`): validate a key and instance,
-//! activate (create an instance), and list keys (admin token as bearer). Shapes
-//! follow SellApp's Laravel API: `{"data": ...}`, times as
+//! SellApp's license API v2, as its official SDK (PyPI `sellapp-sdk`) calls it:
+//! validate, activate and deactivate an instance (the key is the credential), and the
+//! seller's license-key routes (admin token as bearer): list, get and update keys, and
+//! list their instances. Shapes follow SellApp's Laravel API and the types the SDK
+//! declares: `{"data": ...}`, integer ids, booleans, times as
 //! `2025-04-22T20:08:39.000000Z`, validation errors as 422
 //! `{"message", "errors": {field: [..]}}`, other errors as `{"message"}`.
 
+// A refusal here is the dialect's own answer, built once per request and returned at once.
+#![allow(clippy::result_large_err)]
+
+use crate::http::routes::Table;
+use crate::licensing::history::Actor;
+use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use diesel::Connection;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{form_params, numeric_id};
 use crate::db;
-use crate::db::models::Activation;
+use crate::db::activations::Selector;
+use crate::db::models::{Activation, License, Product};
 use crate::error::AppError;
 use crate::http::extract::Admin;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
-use crate::licensing::admin::{self, ListLicenses, MAX_PER_PAGE};
-use crate::licensing::check::{ActivateOutcome, Code, Expect, ValidateRequest};
+use crate::licensing::admin::{self, ListLicenses, UpdateLicense, MAX_PER_PAGE};
+use crate::licensing::check::{ActivateOutcome, Code, DeactivateOutcome, Expect, ValidateRequest};
 use crate::licensing::input::Fingerprint;
 use crate::licensing::views::LicenseView;
 use crate::licensing::Status;
+use sha2::{Digest, Sha256};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route("/api/v2/licenses", [web::get().to(list)]));
-    cfg.service(license_route(
-        "/api/v2/licenses/validate",
-        [web::post().to(validate)],
-    ));
-    cfg.service(license_route(
-        "/api/v2/licenses/activate",
-        [web::post().to(activate)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, validate))
+        .add(route!(License, activate))
+        .add(route!(License, deactivate))
+        .add(route!(License, list))
+        .add(route!(License, list_old_path))
+        .add(route!(License, get_key))
+        .add(route!(License, update_key))
+        .add(route!(License, key_instances))
+        .add(route!(License, key_instance))
+        .add(route!(License, all_instances));
 }
 
 /// licensd is one store.
@@ -85,33 +97,46 @@ fn required(
     }
 }
 
-/// SellApp's license key object.
+/// A stable SellApp integer for a Stripe id (or any text): its SHA-256's first 48 bits.
+/// One way only: these ids identify, they are not looked up.
+fn number_of(text: &str) -> u64 {
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..6]
+        .iter()
+        .fold(0u64, |n, b| (n << 8) | u64::from(*b))
+}
+
+/// SellApp's license key object, in the types its SDK declares.
 fn license_key(l: &LicenseView) -> Value {
     let stripe = l.stripe.as_ref();
     let order = stripe.and_then(|s| s.checkout_session.clone().or(s.payment_intent.clone()));
+    let customer = stripe
+        .and_then(|s| s.customer.clone())
+        .unwrap_or_else(|| l.email.trim().to_lowercase());
     // `active` is the seller's switch; an expired key is still switched on.
     let switched_on = matches!(l.status, Status::Active | Status::Expired);
     let status = match l.status {
         Status::Active => "ACTIVE",
         Status::Expired => "EXPIRED",
-        Status::Suspended | Status::Revoked => "INACTIVE",
+        Status::Suspended | Status::Revoked | Status::PastDue => "INACTIVE",
     };
     json!({
         "id": numeric_id(l.id),
         "key": l.key,
-        "limit": l.max_activations,
+        // An integer in the SDK: 0 stands for unlimited.
+        "limit": l.max_activations.unwrap_or(0),
         "active": u8::from(switched_on),
         "status": status,
         "expires_at": l.expires_at.map(laravel_time),
-        "is_expired": u8::from(l.status == Status::Expired),
+        "is_expired": l.status == Status::Expired,
         "store_id": STORE_ID,
-        "order_id": order,
+        "order_id": order.as_deref().map(number_of),
         "invoice_id": null,
         "product_id": numeric_id(l.product.id),
         // One variant per product.
         "variant_id": numeric_id(l.product.id),
-        "customer_id": stripe.and_then(|s| s.customer.clone()),
-        "subscription_id": stripe.and_then(|s| s.subscription.clone()),
+        "customer_id": number_of(&customer),
+        "subscription_id": stripe.and_then(|s| s.subscription.as_deref()).map(number_of),
         "created_at": laravel_time(l.created_at),
         "updated_at": laravel_time(l.updated_at),
         "instances_count": l.activations_count,
@@ -134,7 +159,10 @@ fn instance(a: &Activation) -> Value {
 /// `data.valid`, and a `message` saying why when it is false.
 #[utoipa::path(post, path = "/api/v2/licenses/validate", tag = "compat: SellApp",
     description = "Validate `{license_key, instance_id?}`. Answers in SellApp's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{data: {valid, license_key, instance}, message?}` for a known key; signed", body = Object),
+        (status = 404, description = "`{message: \"License key not found.\"}`", body = Object),
+        (status = 422, description = "Laravel's `{message, errors}`: `license_key` missing", body = Object)))]
 async fn validate(
     state: web::Data<State>,
     http: HttpRequest,
@@ -161,6 +189,9 @@ async fn validate(
         ..Default::default()
     };
     let checked = front::validate(&state, &http, call).await?;
+    if checked.code == Code::NotFound {
+        return Ok(message(StatusCode::NOT_FOUND, "License key not found."));
+    }
     let valid = checked.code == Code::Valid;
     let license = checked
         .found
@@ -174,9 +205,8 @@ async fn validate(
     });
     if !valid {
         let why = match checked.code {
-            Code::NotFound => "License key not found.",
             Code::Expired => "License key has expired.",
-            Code::NotActivated => "License key instance not found.",
+            Code::NotActivated | Code::LeaseExpired => "License key instance not found.",
             _ => "License key is not active.",
         };
         answer["message"] = json!(why);
@@ -188,7 +218,13 @@ async fn validate(
 /// instance; the same instance name again answers 200 with the existing one.
 #[utoipa::path(post, path = "/api/v2/licenses/activate", tag = "compat: SellApp",
     description = "Activate `{license_key, instance_name}`: creates the instance. Answers in SellApp's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 201, description = "`{data: instance}`: a new instance; signed", body = Object),
+        (status = 200, description = "`{data: instance}`: that instance name was already active", body = Object),
+        (status = 403, description = "`{message}`: expired or not active", body = Object),
+        (status = 404, description = "`{message: \"License key not found.\"}`", body = Object),
+        (status = 409, description = "`{message}`: activation limit reached", body = Object),
+        (status = 422, description = "Laravel's `{message, errors}`: a field missing or too long", body = Object)))]
 async fn activate(
     state: web::Data<State>,
     req: HttpRequest,
@@ -244,23 +280,26 @@ async fn activate(
     })
 }
 
-/// `GET /api/v2/licenses?limit=&page=` (admin token): one page of license keys,
-/// newest first, with Laravel's `links` and `meta`.
-#[utoipa::path(get, path = "/api/v2/licenses", tag = "compat: SellApp",
-    description = "List license keys (`limit`, `page`), admin bearer token. Answers in SellApp's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "SellApp-shaped answer; public answers are signed", body = Object)))]
-async fn list(
-    admin: Result<Admin, AppError>,
-    state: web::Data<State>,
-    req: HttpRequest,
-) -> Result<HttpResponse, AppError> {
+/// The refusal unless the caller holds an admin token (Laravel's 401); a database
+/// outage stays licensd's 503.
+fn unless_seller(admin: Result<Admin, AppError>) -> Result<Option<HttpResponse>, AppError> {
+    Ok(seller(admin)?.err())
+}
+
+/// The seller's token as the actor of a change (named in the license history), or
+/// SellApp's refusal.
+fn seller(admin: Result<Admin, AppError>) -> Result<Result<Actor, HttpResponse>, AppError> {
     match admin {
-        Ok(_) => {}
+        Ok(Admin(token)) => Ok(Ok(Actor::ApiToken(token.name))),
         Err(AppError::Unauthorized) => {
-            return Ok(message(StatusCode::UNAUTHORIZED, "Unauthenticated."))
+            Ok(Err(message(StatusCode::UNAUTHORIZED, "Unauthenticated.")))
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
     }
+}
+
+/// `limit` (default 15, at most 200) and `page` (default 1) of a list, or the 422.
+fn paging(req: &HttpRequest) -> Result<(i64, i64), HttpResponse> {
     let query = form_params(req.query_string().as_bytes());
     let number =
         |name: &'static str, default: i64, max: i64| -> Result<i64, (&'static str, String)> {
@@ -276,25 +315,27 @@ async fn list(
                 },
             }
         };
-    let (limit, page) = match (
+    match (
         number("limit", 15, MAX_PER_PAGE),
-        number("page", 1, i64::from(i32::MAX)),
+        number("page", 1, admin::MAX_PAGE),
     ) {
-        (Ok(limit), Ok(page)) => (limit, page),
-        (limit, page) => {
-            return Ok(validation_failed(
-                [limit.err(), page.err()].into_iter().flatten().collect(),
-            ))
-        }
-    };
-    let filter = ListLicenses {
-        page: Some(page),
-        per_page: Some(limit),
-        ..Default::default()
-    };
-    let found = db::run(&state.pool, move |conn| admin::list_licenses(conn, &filter)).await?;
-    let last_page = ((found.total + limit - 1) / limit).max(1);
-    let count = i64::try_from(found.data.len()).unwrap_or(i64::MAX);
+        (Ok(limit), Ok(page)) => Ok((limit, page)),
+        (limit, page) => Err(validation_failed(
+            [limit.err(), page.err()].into_iter().flatten().collect(),
+        )),
+    }
+}
+
+/// A Laravel page: `data`, `links` and `meta` (which the SDK follows to the next page).
+fn laravel_page(
+    state: &State,
+    req: &HttpRequest,
+    data: Vec<Value>,
+    total: i64,
+    (limit, page): (i64, i64),
+) -> HttpResponse {
+    let last_page = ((total + limit - 1) / limit).max(1);
+    let count = i64::try_from(data.len()).unwrap_or(i64::MAX);
     let (from, to) = if count == 0 {
         (None, None)
     } else {
@@ -302,12 +343,13 @@ async fn list(
         (Some(from), Some(from + count - 1))
     };
     let path = format!(
-        "{}/api/v2/licenses",
-        state.settings.public_url.trim_end_matches('/')
+        "{}{}",
+        state.settings.public_url.trim_end_matches('/'),
+        req.path()
     );
     let link = |p: i64| format!("{path}?limit={limit}&page={p}");
-    Ok(HttpResponse::Ok().json(json!({
-        "data": found.data.iter().map(license_key).collect::<Vec<_>>(),
+    HttpResponse::Ok().json(json!({
+        "data": data,
         "links": {
             "first": link(1),
             "last": link(last_page),
@@ -321,18 +363,335 @@ async fn list(
             "path": path,
             "per_page": limit,
             "to": to,
-            "total": found.total,
+            "total": total,
         },
-    })))
+    }))
 }
 
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/v2/licenses"),
-    ("POST", "/api/v2/licenses/validate"),
-    ("POST", "/api/v2/licenses/activate"),
-];
+/// `GET /api/v2/license-keys?limit=&page=` (admin token; also `/api/v2/licenses`):
+/// one page of license keys, newest first.
+#[utoipa::path(get, path = "/api/v2/license-keys", tag = "compat: SellApp",
+    description = "List license keys (`limit`, `page`), admin bearer token. Answers in SellApp's shapes; see docs/compatibility.md.",
+    responses(
+        (status = 200, description = "Laravel page of license keys (`data`, `links`, `meta`)", body = Object),
+        (status = 401, description = "`{message: \"Unauthenticated.\"}`", body = Object),
+        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+async fn list(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
+    }
+    let (limit, page) = match paging(&req) {
+        Ok(p) => p,
+        Err(refusal) => return Ok(refusal),
+    };
+    let filter = ListLicenses {
+        page: Some(page),
+        per_page: Some(limit),
+        ..Default::default()
+    };
+    let found = db::run(&state.pool, move |conn| admin::list_licenses(conn, &filter)).await?;
+    let data = found.data.iter().map(license_key).collect();
+    Ok(laravel_page(&state, &req, data, found.total, (limit, page)))
+}
 
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(list, validate, activate))]
-pub struct Api;
+/// The license a `{id}` path segment names: SellApp's integer id (see
+/// `compat::numeric_id`), or licensd's own UUID or key.
+fn find_key(conn: &mut diesel::PgConnection, id: &str) -> Result<(License, Product), AppError> {
+    match id.trim().parse::<u64>() {
+        Ok(n) => admin::find_license_by_number(conn, n),
+        Err(_) => admin::find_license(conn, id),
+    }
+}
+
+fn key_not_found() -> HttpResponse {
+    message(StatusCode::NOT_FOUND, "License key not found.")
+}
+
+/// `GET /api/v2/license-keys/{id}` (admin token): one license key.
+#[utoipa::path(get, path = "/api/v2/license-keys/{id}", tag = "compat: SellApp",
+    description = "One license key by its integer id. Answers in SellApp's shapes; see docs/compatibility.md.",
+    params(("id" = String, Path, description = "SellApp integer id (or licensd's UUID or key)")),
+    responses((status = 200, description = "`{data: license key}`", body = Object),
+        (status = 401, description = "No admin token", body = Object),
+        (status = 404, description = "No such license key", body = Object)))]
+async fn get_key(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
+    }
+    let id = id.into_inner();
+    match db::run(&state.pool, move |conn| find_key(conn, &id)).await {
+        Ok((l, p)) => Ok(HttpResponse::Ok().json(json!({
+            "data": license_key(&LicenseView::admin(l, &p, Utc::now())),
+        }))),
+        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What `PATCH /api/v2/license-keys/{id}` may change, read from the body.
+fn update_of(fields: &Map<String, Value>) -> Result<(UpdateLicense, Option<bool>), HttpResponse> {
+    let mut update = UpdateLicense::default();
+    let mut errors = Vec::new();
+    match fields.get("limit") {
+        None => {}
+        Some(Value::Null) => update.max_activations = Some(None),
+        Some(v) => match v.as_i64() {
+            Some(n) => update.max_activations = Some(Some(n)),
+            None => errors.push(("limit", "The limit field must be an integer.".to_owned())),
+        },
+    }
+    match fields.get("expires_at") {
+        None => {}
+        Some(Value::Null) => update.expires_at = Some(None),
+        Some(v) => match v
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        {
+            Some(t) => update.expires_at = Some(Some(t.with_timezone(&Utc))),
+            None => errors.push((
+                "expires_at",
+                "The expires at field must be a valid date.".to_owned(),
+            )),
+        },
+    }
+    let active = match fields.get("active") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            errors.push((
+                "active",
+                "The active field must be true or false.".to_owned(),
+            ));
+            None
+        }
+    };
+    if errors.is_empty() {
+        Ok((update, active))
+    } else {
+        Err(validation_failed(errors))
+    }
+}
+
+/// `PATCH /api/v2/license-keys/{id} {limit?, expires_at?, active?}` (admin token).
+#[utoipa::path(patch, path = "/api/v2/license-keys/{id}", tag = "compat: SellApp",
+    description = "Change a key's limit (`null`: unlimited), expiry (`null`: never) or `active` switch. Answers in SellApp's shapes; see docs/compatibility.md.",
+    params(("id" = String, Path, description = "SellApp integer id (or licensd's UUID or key)")),
+    responses((status = 200, description = "`{data: license key}` as changed", body = Object),
+        (status = 401, description = "No admin token", body = Object),
+        (status = 404, description = "No such license key", body = Object),
+        (status = 422, description = "A field is invalid", body = Object)))]
+async fn update_key(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let actor = match seller(admin)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(refusal),
+    };
+    let (update, active) = match update_of(&body_object(&body)) {
+        Ok(u) => u,
+        Err(refusal) => return Ok(refusal),
+    };
+    let id = id.into_inner();
+    let changed = db::run(&state.pool, move |conn| {
+        conn.transaction(|conn| {
+            let (license, _) = find_key(conn, &id)?;
+            let id = license.id.to_string();
+            if let Some(enabled) = active {
+                admin::set_license_enabled(conn, &actor, &id, enabled)?;
+            }
+            admin::update_license(conn, &actor, &id, &update)
+        })
+    })
+    .await;
+    match changed {
+        Ok(view) => Ok(HttpResponse::Ok().json(json!({ "data": license_key(&view) }))),
+        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
+        Err(AppError::InvalidField { field, problem }) => {
+            // licensd names its own field (`max_activations`); SellApp calls it `limit`.
+            let name = if field == "max_activations" {
+                "limit"
+            } else {
+                "expires_at"
+            };
+            Ok(validation_failed(vec![(
+                name,
+                format!("The {name} field {problem}."),
+            )]))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A page of instances, of one license key or of all.
+async fn instances_page(
+    state: &State,
+    req: &HttpRequest,
+    license: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let (limit, page) = match paging(req) {
+        Ok(p) => p,
+        Err(refusal) => return Ok(refusal),
+    };
+    let found = db::run(&state.pool, move |conn| {
+        let license = match license {
+            Some(id) => Some(find_key(conn, &id)?.0.id),
+            None => None,
+        };
+        admin::list_activations(conn, license, page, limit)
+    })
+    .await;
+    match found {
+        Ok((rows, total)) => {
+            let data = rows.iter().map(instance).collect();
+            Ok(laravel_page(state, req, data, total, (limit, page)))
+        }
+        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /api/v2/license-keys/{id}/instances` (admin token).
+#[utoipa::path(get, path = "/api/v2/license-keys/{id}/instances", tag = "compat: SellApp",
+    description = "One page of a key's instances (`limit`, `page`). Answers in SellApp's shapes; see docs/compatibility.md.",
+    params(("id" = String, Path, description = "SellApp integer id (or licensd's UUID or key)")),
+    responses((status = 200, description = "Laravel page of instances", body = Object),
+        (status = 401, description = "No admin token", body = Object),
+        (status = 404, description = "No such license key", body = Object),
+        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+async fn key_instances(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
+    }
+    instances_page(&state, &req, Some(id.into_inner())).await
+}
+
+/// `GET /api/v2/license-key-instances` (admin token): every key's instances.
+#[utoipa::path(get, path = "/api/v2/license-key-instances", tag = "compat: SellApp",
+    description = "One page of all instances (`limit`, `page`). Answers in SellApp's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "Laravel page of instances", body = Object),
+        (status = 401, description = "No admin token", body = Object),
+        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+async fn all_instances(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
+    }
+    instances_page(&state, &req, None).await
+}
+
+/// `GET /api/v2/license-keys/{id}/instances/{instance}` (admin token).
+#[utoipa::path(get, path = "/api/v2/license-keys/{id}/instances/{instance}", tag = "compat: SellApp",
+    description = "One instance of a key. Answers in SellApp's shapes; see docs/compatibility.md.",
+    params(("id" = String, Path, description = "SellApp integer id (or licensd's UUID or key)"),
+        ("instance" = String, Path, description = "The instance id (a UUID)")),
+    responses((status = 200, description = "`{data: instance}`", body = Object),
+        (status = 401, description = "No admin token", body = Object),
+        (status = 404, description = "No such key or instance", body = Object)))]
+async fn key_instance(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(refusal) = unless_seller(admin)? {
+        return Ok(refusal);
+    }
+    let (id, wanted) = path.into_inner();
+    let Ok(wanted) = Uuid::parse_str(wanted.trim()) else {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            "License key instance not found.",
+        ));
+    };
+    let found = db::run(&state.pool, move |conn| {
+        let (license, _) = find_key(conn, &id)?;
+        Ok(crate::db::activations::list_for(conn, license.id)?
+            .into_iter()
+            .find(|a| a.id == wanted))
+    })
+    .await;
+    match found {
+        Ok(Some(a)) => Ok(HttpResponse::Ok().json(json!({ "data": instance(&a) }))),
+        Ok(None) => Ok(message(
+            StatusCode::NOT_FOUND,
+            "License key instance not found.",
+        )),
+        Err(AppError::NotFound { .. }) => Ok(key_not_found()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /api/v2/licenses/deactivate {license_key, instance_id}`: frees that instance's
+/// seat.
+#[utoipa::path(post, path = "/api/v2/licenses/deactivate", tag = "compat: SellApp",
+    description = "Deactivate one instance: `{license_key, instance_id}`. Answers in SellApp's shapes; see docs/compatibility.md.",
+    responses((status = 200, description = "`{data: {deactivated: true, instance_id}}`; signed", body = Object),
+        (status = 404, description = "Unknown key or instance: `{message}`", body = Object),
+        (status = 422, description = "A field is missing", body = Object),
+        (status = 429, description = "Rate limited", body = crate::http::error::ErrorBody)))]
+async fn deactivate(
+    state: web::Data<State>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let fields = body_object(&body);
+    let (key, id) = match (
+        required(&fields, "license_key"),
+        required(&fields, "instance_id"),
+    ) {
+        (Ok(key), Ok(id)) => (key, id),
+        (key, id) => {
+            return Ok(validation_failed(
+                [key.err(), id.err()].into_iter().flatten().collect(),
+            ))
+        }
+    };
+    // An id that is no UUID names no instance: the nil id matches none.
+    let id = Uuid::parse_str(&id).unwrap_or(Uuid::nil());
+    let call = front::Deactivate {
+        key,
+        which: Some(Selector::Id(id)),
+        expect: Expect::default(),
+    };
+    Ok(match front::deactivate(&state, &http, call).await? {
+        DeactivateOutcome::Done { removed, .. } => HttpResponse::Ok().json(json!({
+            "data": { "deactivated": true, "instance_id": removed.first().map_or(id, |a| a.id) },
+        })),
+        DeactivateOutcome::Refused(Code::NotActivated) => {
+            message(StatusCode::NOT_FOUND, "License key instance not found.")
+        }
+        DeactivateOutcome::Refused(_) => key_not_found(),
+    })
+}
+
+/// `GET /api/v2/licenses`: the older path of [`list`].
+#[utoipa::path(get, path = "/api/v2/licenses", tag = "compat: SellApp",
+    description = "List license keys: the same as `GET /api/v2/license-keys`.",
+    responses((status = 200, description = "Laravel page of license keys", body = Object),
+        (status = 401, description = "No admin token: `{message: \"Unauthenticated.\"}`", body = Object),
+        (status = 422, description = "`limit` or `page` out of range", body = Object)))]
+async fn list_old_path(
+    admin: Result<Admin, AppError>,
+    state: web::Data<State>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AppError> {
+    list(admin, state, req).await
+}

@@ -5,6 +5,8 @@
 //! `{"success": true, ...}` or `{"success": false, "error", "message"}`; a success
 //! carries a `checksum` (see [`checksum`]). `/` without `wckm-api` stays a 404.
 
+use crate::http::routes::Table;
+use crate::route;
 use std::collections::{BTreeMap, HashMap};
 
 use actix_web::http::header;
@@ -18,17 +20,14 @@ use super::form_params;
 use crate::db::activations::Selector;
 use crate::db::models::License;
 use crate::error::AppError;
-use crate::http::front::{self, license_route};
+use crate::http::front;
 use crate::http::State;
 use crate::licensing::check::{ActivateOutcome, Code, DeactivateOutcome, Expect, ValidateRequest};
 use crate::licensing::input::Fingerprint;
 use crate::licensing::LicenseKey;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(license_route(
-        "/",
-        [web::get().to(api), web::post().to(api)],
-    ));
+pub fn routes(t: &mut Table) {
+    t.add(route!(License, api));
 }
 
 fn failure(error: &str, message: &str) -> HttpResponse {
@@ -60,7 +59,13 @@ fn refusal(code: Code) -> HttpResponse {
             "activation_limit_reached",
             "Activation limit reached, please deactivate the key on another device first.",
         ),
-        Code::NotActivated => failure("inactive_label", "This label is not activated for the key."),
+        Code::NotActivated | Code::LeaseExpired => {
+            failure("inactive_label", "This label is not activated for the key.")
+        }
+        Code::PastDue => failure(
+            "invalid_key",
+            "This key's subscription payment is overdue, please update the payment method.",
+        ),
         Code::NotFound | Code::Valid => invalid_key(),
     }
 }
@@ -81,7 +86,10 @@ fn params(req: &HttpRequest, body: &[u8]) -> HashMap<String, String> {
 
 #[utoipa::path(method(get, post), path = "/", tag = "compat: WC Key Manager",
     description = "`?wckm-api=validate_key|activate_key|deactivate_key&key=&label=&product_id=&email=`. Answers in WC Key Manager's shapes; see docs/compatibility.md.",
-    responses((status = 200, description = "WC Key Manager-shaped answer; public answers are signed", body = Object)))]
+    responses(
+        (status = 200, description = "`{success: true, ..., checksum}` or `{success: false, error, message}` (WordPress style: failures are 200 too); signed", body = Object),
+        (status = 400, description = "`{success: false, error: \"invalid_action\"}`: unknown `wckm-api` value", body = Object),
+        (status = 404, description = "No `wckm-api` parameter: `/` is no route of licensd's own", body = crate::http::error::ErrorBody)))]
 async fn api(
     state: web::Data<State>,
     req: HttpRequest,
@@ -265,10 +273,3 @@ pub fn checksum(secret: &[u8], key: &str, fields: &BTreeMap<String, Value>) -> S
     let digest = mac.finalize().into_bytes();
     hex::encode(&digest[..16])
 }
-
-/// The routes of this adapter, for the OpenAPI check (see `http::routes`).
-pub const ROUTES: &[(&str, &str)] = &[("GET", "/"), ("POST", "/")];
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(api))]
-pub struct Api;

@@ -402,6 +402,7 @@ fn product_change(f: &ProductForm) -> Result<UpdateProduct, AppError> {
         max_activations: Some(optional_number("max_activations", &f.max_activations)?),
         duration_days: Some(optional_number("duration_days", &f.duration_days)?),
         key_prefix: Some(text(&f.key_prefix)),
+        ..Default::default()
     })
 }
 
@@ -420,6 +421,10 @@ async fn create_product(
         max_activations: c.max_activations.flatten(),
         duration_days: c.duration_days.flatten(),
         key_prefix: c.key_prefix.flatten(),
+        heartbeat_seconds: None,
+        entitlements: Vec::new(),
+        expiry_behavior: None,
+        offline_allowed: None,
     };
     let p = db::run(&state.pool, move |conn| {
         admin::create_product(conn, &create)

@@ -1,0 +1,11 @@
+DROP INDEX IF EXISTS activations_license_last_seen_idx;
+ALTER TABLE licenses DROP COLUMN past_due_until;
+ALTER TABLE licenses DROP COLUMN cancel_at_period_end;
+ALTER TABLE licenses DROP COLUMN subscription_state_at;
+ALTER TABLE licenses DROP COLUMN subscription_status;
+ALTER TABLE licenses DROP COLUMN entitlements;
+ALTER TABLE licenses DROP COLUMN heartbeat_seconds;
+ALTER TABLE products DROP COLUMN offline_allowed;
+ALTER TABLE products DROP COLUMN expiry_behavior;
+ALTER TABLE products DROP COLUMN entitlements;
+ALTER TABLE products DROP COLUMN heartbeat_seconds;
