@@ -6,7 +6,6 @@ use diesel::result::{DatabaseErrorKind, Error as DbError};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
-use super::events;
 use super::history::{self, Actor};
 use super::input::{activation_limit, optional_name, Email};
 use super::key::{is_valid_prefix, LicenseKey, LicenseRef};
@@ -461,7 +460,6 @@ pub fn create_license(
             ..Default::default()
         };
         let license = licenses::insert(conn, &new)?;
-        events::license(conn, "license.created", &license, &product)?;
         history::record(
             conn,
             actor,
@@ -605,7 +603,6 @@ pub fn update_license(
         let (before, product) = find_license(conn, id_or_key)?;
         let license = licenses::update(conn, before.id, &changes)?;
         history::record_update(conn, actor, &before, &license, "updated")?;
-        events::license(conn, "license.updated", &license, &product)?;
         Ok(LicenseView::admin(license, &product, Utc::now()))
     })
 }

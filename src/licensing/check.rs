@@ -9,7 +9,6 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::cache::{Device, Entry, LicenseCache, Lookup};
-use super::events;
 use super::history::{self, Actor};
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
@@ -591,7 +590,6 @@ pub fn activate_as(
         };
         let (new, activation) = take_or_find_seat(conn, &license, req)?;
         if new {
-            events::activation(conn, "activation.created", license.id, &activation)?;
             history::record(
                 conn,
                 actor,
@@ -685,6 +683,17 @@ fn reclaim_dead_seats(
     if freed > 0 {
         tracing::info!(license = %license.id, freed, "reclaimed the seats of dead devices");
         licenses::release_seats(conn, license.id, freed)?;
+    }
+    for (i, a) in dead.iter().enumerate() {
+        let count = license.activations_count - i as i32;
+        history::record(
+            conn,
+            &Actor::System,
+            license.id,
+            "device_deactivated",
+            Some(json!({ "activations_count": count, "device": history::device(a) })),
+            Some(json!({ "activations_count": count - 1, "reason": "lease expired" })),
+        )?;
     }
     Ok(freed)
 }
@@ -818,9 +827,6 @@ pub fn deactivate_as(
             },
             None => activations::delete_all(conn, license.id)?,
         };
-        for a in &removed {
-            events::activation(conn, "activation.deleted", license.id, a)?;
-        }
         let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
         if freed > 0 {
             licenses::release_seats(conn, license.id, freed)?;

@@ -1,6 +1,10 @@
 //! The license history: every change to a license (status, seats, expiry, devices,
 //! emails) is recorded through [`record`], in the transaction that makes the change,
 //! with who made it and the values before and after.
+//!
+//! [`record`] is the one recording point of a change: the same call announces it to the
+//! seller's webhooks ([`super::events`]), so whatever the history shows was announced,
+//! whoever made the change (API, dashboard, portal, app, Stripe, CLI).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -8,6 +12,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::events;
+use super::views::ActivationView;
 use crate::db::history::{self, HistoryRow, NewHistoryRow};
 use crate::db::models::{Activation, License};
 
@@ -65,7 +71,7 @@ pub fn record(
 ) -> QueryResult<HistoryRow> {
     // The column allows 320 characters: a longer name (an odd token label) is cut.
     let name: String = actor.name().chars().take(320).collect();
-    history::insert(
+    let row = history::insert(
         conn,
         &NewHistoryRow {
             license_id,
@@ -75,7 +81,30 @@ pub fn record(
             before: before.as_ref(),
             after: after.as_ref(),
         },
-    )
+    )?;
+    announce(conn, &row)?;
+    Ok(row)
+}
+
+/// The webhook event of a history entry, written to the outbox in the same transaction:
+/// license changes as `license.created`/`license.updated` (the license as it is now),
+/// devices as `activation.created`/`activation.deleted`. Email entries are not announced
+/// (a failed email has its own `email.failed`, see the email worker).
+fn announce(conn: &mut PgConnection, row: &HistoryRow) -> QueryResult<()> {
+    let device = |v: &Option<Value>| v.as_ref().and_then(|v| v.get("device")).cloned();
+    match row.action.as_str() {
+        "created" => events::license_now(conn, "license.created", row.license_id),
+        "updated" => events::license_now(conn, "license.updated", row.license_id),
+        "device_activated" => match device(&row.after) {
+            Some(d) => events::device(conn, "activation.created", row.license_id, d),
+            None => Ok(()),
+        },
+        "device_deactivated" => match device(&row.before) {
+            Some(d) => events::device(conn, "activation.deleted", row.license_id, d),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 /// The fields of a license a change can touch, as recorded in the history.
@@ -128,9 +157,10 @@ pub fn record_update(
     .map(Some)
 }
 
-/// A device as the history records it.
+/// A device as the history records it (and its webhook event carries it): the admin
+/// API's activation.
 pub fn device(a: &Activation) -> Value {
-    json!({ "id": a.id, "fingerprint": a.fingerprint, "name": a.name })
+    serde_json::to_value(ActivationView::from(a.clone())).unwrap_or_default()
 }
 
 /// One history entry as the API and the dashboard show it.

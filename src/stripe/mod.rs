@@ -420,7 +420,6 @@ fn mint(
             };
             match stripe_events::insert_minted(conn, &new)? {
                 Some(license) => {
-                    crate::licensing::events::license(conn, "license.created", &license, &product)?;
                     let snapshot = history::snapshot(&license);
                     history::record(conn, &actor, license.id, "created", None, Some(snapshot))?;
                     minted.push(license.id);
