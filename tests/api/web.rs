@@ -708,3 +708,65 @@ async fn user_create_prints_a_password_once_that_signs_in_and_refuses_a_taken_em
     let help = run(&["user", "create", "--help"]).await.unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("--password-stdin"));
 }
+
+/// Under a heartbeat lease the license page shows each device alive or dead; a
+/// license without a lease has no lease column.
+#[tokio::test]
+async fn the_license_page_shows_each_device_alive_or_dead_under_its_lease() {
+    let app = seller_app(None).await;
+    app.create_product(json!({ "name": "Leased", "slug": "leased", "max_activations": 3, "heartbeat_seconds": 600 }))
+        .await;
+    let license = app
+        .create_license("leased", json!({ "send_email": false }))
+        .await;
+    let (id, key) = (
+        license["id"].as_str().unwrap().to_owned(),
+        license["key"].as_str().unwrap().to_owned(),
+    );
+    for fp in ["fresh-device", "silent-device"] {
+        assert_eq!(app.activate(&key, fp).await.status, StatusCode::CREATED);
+    }
+    app.db(|conn| {
+        use diesel::prelude::*;
+        use licensd::db::schema::activations::dsl::*;
+        let n = diesel::update(activations.filter(fingerprint.eq("silent-device")))
+            .set(last_seen_at.eq(chrono::Utc::now() - chrono::Duration::seconds(3600)))
+            .execute(conn)
+            .unwrap();
+        assert_eq!(n, 1);
+    })
+    .await;
+    let mut seller = Browser::new(&app);
+    seller.sign_in().await;
+    let page = seller.get(&format!("/admin/licenses/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let row = |fp: &str| {
+        let start = page.body.find(fp).unwrap_or_else(|| panic!("{fp} listed"));
+        let end = page.body[start..].find("</tr>").unwrap() + start;
+        page.body[start..end].to_owned()
+    };
+    assert!(page.body.contains(">Lease</th>"));
+    assert!(
+        row("fresh-device").contains("alive until"),
+        "{}",
+        row("fresh-device")
+    );
+    assert!(
+        row("silent-device").contains("dead since"),
+        "{}",
+        row("silent-device")
+    );
+
+    let plain = app.license_with_seats(2).await;
+    app.activate(&plain, "laptop").await;
+    let detail = app.admin_get(&format!("/v1/licenses/{plain}")).await.body;
+    let page = seller
+        .get(&format!(
+            "/admin/licenses/{}",
+            detail["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(page.body.contains("laptop"));
+    assert!(!page.body.contains(">Lease</th>"));
+    assert!(!page.body.contains("alive until"));
+}

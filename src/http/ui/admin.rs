@@ -207,6 +207,14 @@ async fn license(
         Ok((detail, history))
     })
     .await?;
+    // Alive or dead under the license's heartbeat lease (none: no lease column).
+    let now = chrono::Utc::now();
+    let leases: Vec<Option<&str>> = detail
+        .activations
+        .iter()
+        .map(|a| crate::licensing::lease::state(a.lease_expires_at, now))
+        .collect();
+    let leased = leases.iter().any(Option::is_some);
     let stripe_base = if state
         .settings
         .stripe_api_key
@@ -222,7 +230,7 @@ async fn license(
         "license.html",
         context! {
             layout => layout(&csrf, Some(&seller), "licenses"),
-            l => detail, history, stripe_base,
+            l => detail, history, stripe_base, leases, leased,
         },
     );
     Ok(csrf.attach(&state, res))
