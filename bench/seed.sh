@@ -37,13 +37,20 @@ ALTER TABLE licenses DROP CONSTRAINT licenses_key_key;
 ALTER TABLE licenses DROP CONSTRAINT licenses_stripe_line_item_unique;
 ALTER TABLE licenses DROP CONSTRAINT licenses_pkey CASCADE;
 DROP INDEX licenses_product_id_idx, licenses_email_idx, licenses_payment_intent_idx,
-           licenses_subscription_idx, licenses_created_at_idx;
+           licenses_subscription_idx, licenses_created_at_idx,
+           licenses_key_trgm_idx, licenses_email_prefix_idx, licenses_customer_idx, licenses_session_idx;
 SQL
 
 STEP="insert $N rows" t psql_db -c "
-INSERT INTO licenses (key, product_id, email, customer_name, max_activations, source, metadata)
+INSERT INTO licenses (key, product_id, email, customer_name, max_activations, source, metadata,
+                      stripe_checkout_session_id, stripe_line_item_id, stripe_line_item_seq,
+                      stripe_payment_intent_id, stripe_customer_id, stripe_subscription_id)
 SELECT bench_key(i), '00000000-0000-0000-0000-00000000be01', 'buyer' || i || '@example.com',
-       'Buyer ' || i, NULL, 'manual', '{}'::jsonb
+       'Buyer ' || i, NULL, CASE WHEN i % 10 = 0 THEN 'stripe' ELSE 'manual' END, '{}'::jsonb,
+       -- every tenth license sold through Stripe, every twentieth on a subscription
+       CASE WHEN i % 10 = 0 THEN 'cs_bench_' || i END, CASE WHEN i % 10 = 0 THEN 'li_bench_' || i END,
+       CASE WHEN i % 10 = 0 THEN 0 END, CASE WHEN i % 10 = 0 THEN 'pi_bench_' || i END,
+       CASE WHEN i % 10 = 0 THEN 'cus_bench_' || i END, CASE WHEN i % 20 = 0 THEN 'sub_bench_' || i END
 FROM generate_series(1, $N) AS i"
 
 STEP="primary key" t psql_db -c "ALTER TABLE licenses ADD CONSTRAINT licenses_pkey PRIMARY KEY (id)"
@@ -56,6 +63,11 @@ CREATE INDEX licenses_email_idx ON licenses (lower(email));
 CREATE INDEX licenses_payment_intent_idx ON licenses (stripe_payment_intent_id) WHERE stripe_payment_intent_id IS NOT NULL;
 CREATE INDEX licenses_subscription_idx ON licenses (stripe_subscription_id) WHERE stripe_subscription_id IS NOT NULL;
 CREATE INDEX licenses_created_at_idx ON licenses (created_at, id);
+CREATE INDEX licenses_key_trgm_idx ON licenses USING gin (key gin_trgm_ops);
+CREATE INDEX licenses_email_prefix_idx ON licenses (lower(email) text_pattern_ops);
+CREATE INDEX licenses_customer_idx ON licenses (stripe_customer_id) WHERE stripe_customer_id IS NOT NULL;
+CREATE INDEX licenses_session_idx ON licenses (stripe_checkout_session_id) WHERE stripe_checkout_session_id IS NOT NULL;
+ALTER TABLE license_history ADD CONSTRAINT license_history_license_id_fkey FOREIGN KEY (license_id) REFERENCES licenses (id);
 ALTER TABLE licenses ADD CONSTRAINT licenses_product_id_fkey FOREIGN KEY (product_id) REFERENCES products (id);
 ALTER TABLE activations ADD CONSTRAINT activations_license_id_fkey FOREIGN KEY (license_id) REFERENCES licenses (id) ON DELETE CASCADE;
 SQL

@@ -12,8 +12,10 @@ use crate::config::Settings;
 use crate::db;
 use crate::error::AppError;
 use crate::http::{extract::hash_token, Application};
+use crate::licensing::accounts;
 use crate::licensing::admin::{self, CreateLicense, CreateProduct};
 use crate::licensing::api_keys;
+use crate::licensing::history::Actor;
 use crate::licensing::signing::{self, Signer};
 
 /// licensd: a self-hosted license key server for software sold through Stripe Checkout.
@@ -42,6 +44,9 @@ enum Command {
     /// Create and inspect licenses.
     #[command(subcommand)]
     License(LicenseCommand),
+    /// Seller accounts for the dashboard at /admin.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Helpers for connecting Stripe.
     #[command(subcommand)]
     Stripe(StripeCommand),
@@ -240,6 +245,21 @@ struct ProductArgs {
     /// Let offline license files outlive the heartbeat lease.
     #[arg(long)]
     offline_allowed: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a dashboard account. Without --password-stdin a strong password is
+    /// generated and printed once, alone on its line; only its argon2id hash is stored.
+    Create {
+        /// The email the seller signs in with.
+        #[arg(long)]
+        email: String,
+        /// Read the password (12 to 1024 characters) from the first line of standard
+        /// input instead, e.g. `printf '%s\n' "$PW" | licensd user create --email ... --password-stdin`.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -602,6 +622,30 @@ fn sign_event(
     })
 }
 
+/// `licensd user create`.
+fn create_user(
+    conn: &mut diesel::PgConnection,
+    email: &str,
+    password_stdin: bool,
+) -> Result<(), AppError> {
+    let (password, generated) = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(AppError::internal)?;
+        (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+    } else {
+        (accounts::generate_password(), true)
+    };
+    let user = accounts::create_user(conn, email, &password)?;
+    eprintln!("licensd: created dashboard user {}", user.email);
+    if generated {
+        print_line(&password)?;
+        eprintln!("licensd: this password is shown once; store it now");
+    }
+    Ok(())
+}
+
 impl Command {
     fn run(self, settings: Settings) -> Result<(), AppError> {
         if let Command::Stripe(StripeCommand::SignEvent {
@@ -630,6 +674,10 @@ impl Command {
         )?;
         let conn = &mut pool.get()?;
         match self {
+            Command::User(UserCommand::Create {
+                email,
+                password_stdin,
+            }) => create_user(conn, &email, password_stdin),
             Command::SigningKey(command) => signing_key_command(conn, &settings, command),
             Command::Import(args) => import(conn, args),
             Command::Webhook(command) => webhook_command(conn, command),
@@ -692,7 +740,7 @@ impl Command {
                     heartbeat_seconds: a.heartbeat_seconds,
                     entitlements: (!a.entitlements.is_empty()).then_some(a.entitlements),
                 };
-                print_json(&admin::create_license(conn, &req)?)
+                print_json(&admin::create_license(conn, &Actor::Cli, &req)?)
             }
             Command::License(LicenseCommand::Show { key }) => {
                 print_json(&admin::get_license(conn, &key)?)

@@ -97,6 +97,12 @@ pub struct Settings {
     pub rate_limit_activations_per_key: u32,
     #[serde(default, deserialize_with = "comma_separated")]
     pub trusted_proxies: Vec<String>,
+
+    pub session_ttl_hours: u32,
+    pub portal_session_ttl_hours: u32,
+    pub portal_link_ttl_minutes: u32,
+    pub portal_device_cooldown_hours: u32,
+    pub login_max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

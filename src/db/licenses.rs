@@ -189,6 +189,146 @@ pub fn release_seats(conn: &mut PgConnection, id: Uuid, n: i32) -> QueryResult<(
     Ok(())
 }
 
+/// A buyer's licenses (email without case), newest first, at most `limit`.
+pub fn of_email(
+    conn: &mut PgConnection,
+    email: &str,
+    limit: i64,
+) -> QueryResult<Vec<(License, Product)>> {
+    licenses::table
+        .inner_join(products::table)
+        .filter(lower(licenses::email).eq(email.to_lowercase()))
+        .order((licenses::created_at.desc(), licenses::id.desc()))
+        .limit(limit)
+        .select((License::as_select(), Product::as_select()))
+        .load(conn)
+}
+
+/// What the dashboard's one search box found the query to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchTerm {
+    /// A license id.
+    Id(Uuid),
+    /// A whole key, normalised (the unique index serves it).
+    Key(String),
+    /// Part of a key, upper-case, at least 3 characters (a trigram index serves it).
+    KeyPart(String),
+    /// The start of an email address, lower-case (a prefix index serves it).
+    EmailPrefix(String),
+    CheckoutSession(String),
+    PaymentIntent(String),
+    Subscription(String),
+    Customer(String),
+}
+
+/// Escapes LIKE's wildcards so user text matches literally.
+fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// One page of licenses matching the filter and the search term, newest first, and
+/// whether a next page exists (no total: counting a million rows is not worth it).
+pub fn search(
+    conn: &mut PgConnection,
+    f: &ListFilter,
+    term: Option<&SearchTerm>,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<(License, Product)>, bool)> {
+    let mut q = filtered(f);
+    match term {
+        None => {}
+        Some(SearchTerm::Id(id)) => q = q.filter(licenses::id.eq(*id)),
+        Some(SearchTerm::Key(key)) => q = q.filter(licenses::key.eq(key.clone())),
+        Some(SearchTerm::KeyPart(part)) => {
+            q = q.filter(licenses::key.like(format!("%{}%", like_literal(part))))
+        }
+        Some(SearchTerm::EmailPrefix(p)) => {
+            q = q.filter(lower(licenses::email).like(format!("{}%", like_literal(p))))
+        }
+        Some(SearchTerm::CheckoutSession(s)) => {
+            q = q.filter(licenses::stripe_checkout_session_id.eq(s.clone()))
+        }
+        Some(SearchTerm::PaymentIntent(s)) => {
+            q = q.filter(licenses::stripe_payment_intent_id.eq(s.clone()))
+        }
+        Some(SearchTerm::Subscription(s)) => {
+            q = q.filter(licenses::stripe_subscription_id.eq(s.clone()))
+        }
+        Some(SearchTerm::Customer(s)) => q = q.filter(licenses::stripe_customer_id.eq(s.clone())),
+    }
+    let ids: Vec<Uuid> = q
+        .order((licenses::created_at.desc(), licenses::id.desc()))
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+        .select(licenses::id)
+        .load(conn)?;
+    let more = ids.len() as i64 > per_page;
+    let ids = &ids[..ids.len().min(per_page as usize)];
+    let mut rows: Vec<(License, Product)> = licenses::table
+        .inner_join(products::table)
+        .filter(licenses::id.eq_any(ids))
+        .select((License::as_select(), Product::as_select()))
+        .load(conn)?;
+    rows.sort_by_key(|(l, _)| std::cmp::Reverse((l.created_at, l.id)));
+    Ok((rows, more))
+}
+
+#[derive(diesel::QueryableByName)]
+pub struct DayCount {
+    #[diesel(sql_type = diesel::sql_types::Date)]
+    pub day: chrono::NaiveDate,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
+/// Licenses created and devices activated per day (UTC) since `since`.
+pub fn per_day(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+) -> QueryResult<(Vec<DayCount>, Vec<DayCount>)> {
+    use diesel::sql_types::Timestamptz;
+    let sold = diesel::sql_query(
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+         FROM licenses WHERE created_at >= $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<Timestamptz, _>(since)
+    .load(conn)?;
+    let activated = diesel::sql_query(
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n
+         FROM activations WHERE created_at >= $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<Timestamptz, _>(since)
+    .load(conn)?;
+    Ok((sold, activated))
+}
+
+#[derive(diesel::QueryableByName, Debug, Default, Clone, serde::Serialize)]
+pub struct StatusCounts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub active: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub expired: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub suspended: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub revoked: i64,
+}
+
+/// Licenses by effective status.
+pub fn status_counts(conn: &mut PgConnection) -> QueryResult<StatusCounts> {
+    diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > now())) AS active,
+                count(*) FILTER (WHERE status = 'active' AND expires_at <= now()) AS expired,
+                count(*) FILTER (WHERE status = 'suspended') AS suspended,
+                count(*) FILTER (WHERE status = 'revoked') AS revoked
+         FROM licenses",
+    )
+    .get_result(conn)
+}
+
 /// The license whose id starts with the 48 bits of `prefix` (the numeric ids of the
 /// compatibility APIs): a range read on the primary key.
 pub fn id_with_prefix(conn: &mut PgConnection, prefix: u64) -> QueryResult<Option<Uuid>> {

@@ -4,6 +4,7 @@
 
 pub mod activations;
 pub mod api_keys;
+pub mod history;
 pub mod imports;
 pub mod licenses;
 pub mod models;
@@ -15,6 +16,7 @@ pub mod signing_keys;
 pub mod stats;
 pub mod stripe_events;
 pub mod subscriptions;
+pub mod web;
 pub mod webhooks;
 
 use std::time::Duration;

@@ -189,4 +189,6 @@ pub struct OutboxEmail {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// A portal sign-in link, carried only until the email is sent or given up.
+    pub link_url: Option<String>,
 }

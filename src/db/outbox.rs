@@ -33,6 +33,27 @@ pub fn enqueue_license_email(
     Ok(id)
 }
 
+/// Queues a portal sign-in link for `recipient` (whose licenses are `license_ids`).
+pub fn enqueue_portal_link(
+    conn: &mut PgConnection,
+    recipient: &str,
+    license_ids: &[Uuid],
+    link_url: &str,
+) -> QueryResult<Uuid> {
+    let ids: Vec<Option<Uuid>> = license_ids.iter().copied().map(Some).collect();
+    let id = diesel::insert_into(email_outbox::table)
+        .values((
+            email_outbox::kind.eq("portal_link"),
+            email_outbox::recipient.eq(recipient),
+            email_outbox::license_ids.eq(ids),
+            email_outbox::link_url.eq(link_url),
+        ))
+        .returning(email_outbox::id)
+        .get_result(conn)?;
+    diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+    Ok(id)
+}
+
 /// Claims up to `limit` due emails for `lease`: pending rows whose time has come, or
 /// `sending` rows whose lease ran out (their worker died). Rows another worker holds
 /// are skipped, so no two workers, in any process, claim the same row.
@@ -85,6 +106,7 @@ pub fn mark_sent(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
         email_outbox::sent_at.eq(Utc::now()),
         email_outbox::locked_until.eq(None::<DateTime<Utc>>),
         email_outbox::last_error.eq(None::<String>),
+        email_outbox::link_url.eq(None::<String>),
     ))
     .execute(conn)?;
     Ok(n == 1)
@@ -111,6 +133,11 @@ pub fn mark_failed(
         email_outbox::locked_until.eq(None::<DateTime<Utc>>),
     ))
     .execute(conn)?;
+    if give_up {
+        diesel::update(email_outbox::table.find(id))
+            .set(email_outbox::link_url.eq(None::<String>))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -166,6 +193,7 @@ pub fn latest_for_license(
 ) -> QueryResult<Option<OutboxEmail>> {
     email_outbox::table
         .filter(email_outbox::license_ids.contains(vec![Some(license_id)]))
+        .filter(email_outbox::kind.eq("license_keys"))
         .order((email_outbox::created_at.desc(), email_outbox::id.desc()))
         .select(OutboxEmail::as_select())
         .first(conn)
@@ -189,4 +217,52 @@ pub fn licenses_of(
         ))
         .select((License::as_select(), Product::as_select()))
         .load(conn)
+}
+
+/// The newest emails in one status (`pending` or `failed`), for the dashboard.
+pub fn in_status(
+    conn: &mut PgConnection,
+    status: &str,
+    limit: i64,
+) -> QueryResult<Vec<OutboxEmail>> {
+    email_outbox::table
+        .filter(email_outbox::status.eq(status))
+        .order(email_outbox::created_at.desc())
+        .limit(limit)
+        .select(OutboxEmail::as_select())
+        .load(conn)
+}
+
+/// How many emails are pending (or sending) and failed.
+pub fn counts(conn: &mut PgConnection) -> QueryResult<(i64, i64)> {
+    let pending = email_outbox::table
+        .filter(email_outbox::status.eq_any(["pending", "sending"]))
+        .count()
+        .get_result(conn)?;
+    let failed = email_outbox::table
+        .filter(email_outbox::status.eq("failed"))
+        .count()
+        .get_result(conn)?;
+    Ok((pending, failed))
+}
+
+/// Puts a failed email back in the queue, due now; `None` unless it was failed.
+pub fn retry(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<OutboxEmail>> {
+    let row = diesel::update(
+        email_outbox::table
+            .find(id)
+            .filter(email_outbox::status.eq("failed")),
+    )
+    .set((
+        email_outbox::status.eq("pending"),
+        email_outbox::attempts.eq(0),
+        email_outbox::next_attempt_at.eq(Utc::now()),
+    ))
+    .returning(OutboxEmail::as_returning())
+    .get_result(conn)
+    .optional()?;
+    if row.is_some() {
+        diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+    }
+    Ok(row)
 }

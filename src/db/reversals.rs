@@ -63,12 +63,28 @@ pub fn record(
     Ok(())
 }
 
-/// Applies `action` to the licenses of `payment`; returns the ids changed.
-pub fn apply(conn: &mut PgConnection, payment: &Payment, action: Action) -> QueryResult<Vec<Uuid>> {
-    let (from, to): (&[&str], &str) = match action {
-        Action::Revoke => (&["active", "suspended"], "revoked"),
-        Action::Suspend => (&["active"], "suspended"),
-        Action::Reinstate => (&["suspended"], "active"),
+impl Action {
+    /// The status the licenses it applies to end in.
+    pub fn status(self) -> &'static str {
+        match self {
+            Action::Revoke => "revoked",
+            Action::Suspend => "suspended",
+            Action::Reinstate => "active",
+        }
+    }
+}
+
+/// Applies `action` to the licenses of `payment`; returns each changed license's id
+/// and its status before.
+pub fn apply(
+    conn: &mut PgConnection,
+    payment: &Payment,
+    action: Action,
+) -> QueryResult<Vec<(Uuid, String)>> {
+    let from: &[&str] = match action {
+        Action::Revoke => &["active", "suspended"],
+        Action::Suspend => &["active"],
+        Action::Reinstate => &["suspended"],
     };
     let by_intent = licenses::stripe_payment_intent_id
         .eq(payment.payment_intent.as_deref())
@@ -76,14 +92,20 @@ pub fn apply(conn: &mut PgConnection, payment: &Payment, action: Action) -> Quer
     let by_subscription = licenses::stripe_subscription_id
         .eq(payment.subscription.as_deref())
         .assume_not_null();
-    diesel::update(
-        licenses::table
-            .filter(by_intent.or(by_subscription))
-            .filter(licenses::status.eq_any(from)),
-    )
-    .set((licenses::status.eq(to), licenses::updated_at.eq(Utc::now())))
-    .returning(licenses::id)
-    .get_results(conn)
+    let before: Vec<(Uuid, String)> = licenses::table
+        .filter(by_intent.or(by_subscription))
+        .filter(licenses::status.eq_any(from))
+        .select((licenses::id, licenses::status))
+        .for_update()
+        .load(conn)?;
+    let ids: Vec<Uuid> = before.iter().map(|(id, _)| *id).collect();
+    diesel::update(licenses::table.filter(licenses::id.eq_any(&ids)))
+        .set((
+            licenses::status.eq(action.status()),
+            licenses::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)?;
+    Ok(before)
 }
 
 /// The reversal that applies to a license just minted for `payment`, if any: a refund

@@ -36,6 +36,20 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        link_url -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    license_history (id) {
+        id -> Int8,
+        license_id -> Uuid,
+        actor_kind -> Text,
+        actor -> Text,
+        action -> Text,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        at -> Timestamptz,
     }
 }
 
@@ -68,6 +82,25 @@ diesel::table! {
         past_due_until -> Nullable<Timestamptz>,
         import_source -> Nullable<Text>,
         import_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    login_attempts (id) {
+        id -> Int8,
+        key -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    portal_links (id) {
+        id -> Uuid,
+        token_sha256 -> Bytea,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -127,6 +160,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    web_sessions (id) {
+        id -> Uuid,
+        token_sha256 -> Bytea,
+        user_id -> Nullable<Uuid>,
+        buyer_email -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     webhook_deliveries (id) {
         id -> Uuid,
         seq -> Int8,
@@ -158,20 +211,27 @@ diesel::table! {
 }
 
 diesel::joinable!(activations -> licenses (license_id));
+diesel::joinable!(license_history -> licenses (license_id));
 diesel::joinable!(licenses -> products (product_id));
 diesel::joinable!(product_prices -> products (product_id));
+diesel::joinable!(web_sessions -> users (user_id));
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     activations,
     api_keys,
     email_outbox,
+    license_history,
     licenses,
+    login_attempts,
+    portal_links,
     product_prices,
     products,
     signing_keys,
     stripe_events,
     stripe_reversals,
+    users,
+    web_sessions,
     webhook_deliveries,
     webhook_endpoints,
 );

@@ -53,42 +53,32 @@ pub fn insert_minted(conn: &mut PgConnection, new: &NewLicense) -> QueryResult<O
         .optional()
 }
 
-/// Moves the expiry of a subscription's licenses out to `until`, never in: perpetual
-/// licenses and later expiries stay as they are.
-pub fn extend_subscription(
-    conn: &mut PgConnection,
-    subscription: &str,
-    until: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(
-        licenses::table
-            .filter(licenses::stripe_subscription_id.eq(subscription))
-            .filter(licenses::expires_at.lt(until)),
-    )
-    .set((
-        licenses::expires_at.eq(until),
-        licenses::updated_at.eq(Utc::now()),
-    ))
-    .execute(conn)
+/// An event as the dashboard lists it (without its payload).
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct EventSummary {
+    pub id: String,
+    pub event_type: String,
+    pub received_at: DateTime<Utc>,
+    pub outcome: String,
 }
 
-/// Ends a subscription's licenses at `now` (those not already expired).
-pub fn expire_subscription(
+/// Events received since `since`, newest first (at most `limit`).
+pub fn recent(
     conn: &mut PgConnection,
-    subscription: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(
-        licenses::table
-            .filter(licenses::stripe_subscription_id.eq(subscription))
-            .filter(
-                licenses::expires_at
-                    .is_null()
-                    .or(licenses::expires_at.gt(now)),
-            ),
-    )
-    .set((licenses::expires_at.eq(now), licenses::updated_at.eq(now)))
-    .execute(conn)
+    since: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<EventSummary>> {
+    stripe_events::table
+        .filter(stripe_events::received_at.ge(since))
+        .order(stripe_events::received_at.desc())
+        .limit(limit)
+        .select((
+            stripe_events::id,
+            stripe_events::event_type,
+            stripe_events::received_at,
+            stripe_events::outcome,
+        ))
+        .load(conn)
 }
 
 #[derive(diesel::QueryableByName)]

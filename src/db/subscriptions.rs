@@ -45,14 +45,14 @@ pub struct StateChanges {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-pub fn update(conn: &mut PgConnection, id: Uuid, changes: &StateChanges) -> QueryResult<()> {
+pub fn update(conn: &mut PgConnection, id: Uuid, changes: &StateChanges) -> QueryResult<License> {
     diesel::update(licenses::table.find(id))
         .set(changes)
-        .execute(conn)?;
-    Ok(())
+        .returning(License::as_returning())
+        .get_result(conn)
 }
 
-/// `invoice.paid`: moves the expiry of the subscription's licenses out to `until`,
+/// `invoice.paid`: moves the expiry (returns each changed license before and after) of the subscription's licenses out to `until`,
 /// never in (perpetual licenses stay perpetual), unless a newer state of the subscription (newer than the invoice's event,
 /// `paid_at`) set the expiry exactly: a late delivery of an older payment must not
 /// bring a cancelled subscription back, nor stretch a trial.
@@ -61,22 +61,31 @@ pub fn extend_paid(
     subscription: &str,
     until: DateTime<Utc>,
     paid_at: DateTime<Utc>,
-) -> QueryResult<usize> {
-    diesel::update(
-        licenses::table
-            .filter(licenses::stripe_subscription_id.eq(subscription))
-            .filter(licenses::expires_at.lt(until))
-            .filter(
-                licenses::subscription_state_at
-                    .is_null()
-                    .or(licenses::subscription_state_at.le(paid_at))
-                    .or(licenses::subscription_status.is_null())
-                    .or(licenses::subscription_status.ne_all(EXACT_EXPIRY_STATES)),
-            ),
-    )
-    .set((
-        licenses::expires_at.eq(until),
-        licenses::updated_at.eq(Utc::now()),
-    ))
-    .execute(conn)
+) -> QueryResult<Vec<(License, License)>> {
+    let before: Vec<License> = licenses::table
+        .filter(licenses::stripe_subscription_id.eq(subscription))
+        .filter(licenses::expires_at.lt(until))
+        .filter(
+            licenses::subscription_state_at
+                .is_null()
+                .or(licenses::subscription_state_at.le(paid_at))
+                .or(licenses::subscription_status.is_null())
+                .or(licenses::subscription_status.ne_all(EXACT_EXPIRY_STATES)),
+        )
+        .order(licenses::id)
+        .select(License::as_select())
+        .for_update()
+        .load(conn)?;
+    let mut changed = Vec::with_capacity(before.len());
+    for old in before {
+        let new = diesel::update(licenses::table.find(old.id))
+            .set((
+                licenses::expires_at.eq(until),
+                licenses::updated_at.eq(Utc::now()),
+            ))
+            .returning(License::as_returning())
+            .get_result(conn)?;
+        changed.push((old, new));
+    }
+    Ok(changed)
 }

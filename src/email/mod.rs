@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::db::models::{License, Product};
 
 /// The template files, by the name a seller gives an override in the templates folder.
-pub const TEMPLATE_FILES: [(&str, &str); 3] = [
+pub const TEMPLATE_FILES: [(&str, &str); 6] = [
     (
         "license_email.subject.txt",
         include_str!("templates/license_email.subject.txt"),
@@ -31,6 +31,15 @@ pub const TEMPLATE_FILES: [(&str, &str); 3] = [
     (
         "license_email.html",
         include_str!("templates/license_email.html"),
+    ),
+    (
+        "portal_link.subject.txt",
+        include_str!("templates/portal_link.subject.txt"),
+    ),
+    ("portal_link.txt", include_str!("templates/portal_link.txt")),
+    (
+        "portal_link.html",
+        include_str!("templates/portal_link.html"),
     ),
 ];
 
@@ -91,7 +100,10 @@ impl Templates {
                 })?;
         }
         let templates = Templates { env };
-        templates.render(&LicenseEmail::sample())?;
+        let mut sample = LicenseEmail::sample();
+        templates.render(&sample)?;
+        sample.sign_in_link = Some("http://localhost/portal/sign-in?token=x".into());
+        templates.render(&sample)?;
         Ok(templates)
     }
 
@@ -105,15 +117,21 @@ impl Templates {
             })
     }
 
-    /// Subject, text body, HTML body.
+    /// Subject, text body, HTML body: the license email, or the portal sign-in email
+    /// when `ctx` carries a sign-in link.
     pub fn render(&self, ctx: &LicenseEmail) -> Result<(String, String, String), EmailError> {
-        let subject = self.render_one("license_email.subject.txt", ctx)?;
+        let name = if ctx.sign_in_link.is_some() {
+            "portal_link"
+        } else {
+            "license_email"
+        };
+        let subject = self.render_one(&format!("{name}.subject.txt"), ctx)?;
         // A subject is one line, whatever the template does.
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         Ok((
             subject,
-            self.render_one("license_email.txt", ctx)?,
-            self.render_one("license_email.html", ctx)?,
+            self.render_one(&format!("{name}.txt"), ctx)?,
+            self.render_one(&format!("{name}.html"), ctx)?,
         ))
     }
 }
@@ -127,6 +145,10 @@ pub struct LicenseEmail {
     pub product_names: String,
     pub licenses: Vec<LicenseLine>,
     pub public_url: String,
+    /// Portal sign-in emails only: the single-use link.
+    pub sign_in_link: Option<String>,
+    /// Portal sign-in emails only: minutes the link works.
+    pub link_minutes: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,6 +186,8 @@ impl LicenseEmail {
                 })
                 .collect(),
             public_url: public_url.to_owned(),
+            sign_in_link: None,
+            link_minutes: 0,
         }
     }
 
@@ -180,6 +204,8 @@ impl LicenseEmail {
                 expires_at: None,
             }],
             public_url: "http://localhost".into(),
+            sign_in_link: None,
+            link_minutes: 15,
         }
     }
 }

@@ -18,6 +18,10 @@ use tokio::task::JoinHandle;
 
 use super::{build_message, LicenseEmail, Mailer, Templates};
 use crate::db::{self, models::OutboxEmail, outbox, Pool};
+use crate::error::AppError;
+use crate::licensing::history::{self, Actor};
+use serde_json::json;
+use uuid::Uuid;
 
 /// How long a claim holds a row; longer than any send can take ([`super::MAX_SMTP_TIMEOUT`]),
 /// so a row is only re-claimed when its worker is gone.
@@ -46,6 +50,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// The database to `LISTEN` on for emails other instances queue; none: poll only.
     pub listen_url: Option<SecretString>,
+    /// Minutes a portal sign-in link works (said in its email).
+    pub portal_link_minutes: u32,
 }
 
 /// The running worker; [`Worker::stop`] lets the sends in progress finish.
@@ -228,14 +234,27 @@ async fn deliver(
     let id = email.id;
     let attempts = u32::try_from(email.attempts).unwrap_or(u32::MAX);
     let result = send(pool, mailer, templates, config, &email).await;
+    // A portal sign-in email changes no license: nothing for their history.
+    let licenses: Vec<Uuid> = match email.kind.as_str() {
+        "license_keys" => email.license_ids.iter().flatten().copied().collect(),
+        _ => Vec::new(),
+    };
+    let to = email.recipient.clone();
     let recorded = match result {
         Ok(()) => {
             tracing::info!(email_id = %id, attempts, "license email sent");
             db::run(pool, move |conn| {
-                if !outbox::mark_sent(conn, id)? {
-                    tracing::warn!(email_id = %id, "email sent after its claim expired");
-                }
-                Ok(())
+                conn.transaction(|conn| {
+                    if !outbox::mark_sent(conn, id)? {
+                        tracing::warn!(email_id = %id, "email sent after its claim expired");
+                    }
+                    record(
+                        conn,
+                        &licenses,
+                        "email_sent",
+                        json!({ "email_id": id, "to": to }),
+                    )
+                })
             })
             .await
         }
@@ -248,18 +267,20 @@ async fn deliver(
             let error = error.chars().take(1000).collect::<String>();
             let (recipient, license_ids) = (email.recipient.clone(), email.license_ids.clone());
             db::run(pool, move |conn| {
-                Ok(conn.transaction(|conn| {
+                conn.transaction(|conn| {
                     outbox::mark_failed(conn, id, &error, next, give_up)?;
-                    if give_up {
-                        // The seller hears of an email that will not go out.
-                        let object = serde_json::json!({
-                            "id": id, "recipient": recipient, "license_ids": license_ids,
-                            "attempts": attempts + 1, "last_error": error,
-                        });
-                        db::webhooks::announce(conn, "email.failed", None, &object)?;
+                    if !give_up {
+                        return Ok(());
                     }
-                    diesel::QueryResult::Ok(())
-                })?)
+                    // The seller hears of an email that will not go out.
+                    let object = json!({
+                        "id": id, "recipient": recipient, "license_ids": license_ids,
+                        "attempts": attempts + 1, "last_error": error,
+                    });
+                    db::webhooks::announce(conn, "email.failed", None, &object)?;
+                    let after = json!({ "email_id": id, "to": to, "error": error });
+                    record(conn, &licenses, "email_failed", after)
+                })
             })
             .await
         }
@@ -268,6 +289,26 @@ async fn deliver(
         // The lease runs out and the row is claimed again.
         tracing::error!(email_id = %id, error = %e, "cannot record the email's result");
     }
+}
+
+/// Records an email's outcome in the history of each license it lists.
+fn record(
+    conn: &mut PgConnection,
+    licenses: &[Uuid],
+    action: &str,
+    after: serde_json::Value,
+) -> Result<(), AppError> {
+    for license in licenses {
+        history::record(
+            conn,
+            &Actor::System,
+            *license,
+            action,
+            None,
+            Some(after.clone()),
+        )?;
+    }
+    Ok(())
 }
 
 /// Why a send failed; a permanent failure (a bad address, a template that cannot
@@ -309,7 +350,14 @@ async fn send(
             "the licenses of this email no longer exist",
         ));
     }
-    let ctx = LicenseEmail::new(&email.recipient, &rows, &config.public_url);
+    let mut ctx = LicenseEmail::new(&email.recipient, &rows, &config.public_url);
+    if email.kind == "portal_link" {
+        let Some(link) = email.link_url.clone() else {
+            return Err(Failure::permanent("the sign-in link is gone"));
+        };
+        ctx.sign_in_link = Some(link);
+        ctx.link_minutes = config.portal_link_minutes;
+    }
     let rendered = templates.render(&ctx).map_err(Failure::permanent)?;
     let message = build_message(email.id, &config.mail_from, &email.recipient, rendered)
         .map_err(Failure::permanent)?;

@@ -15,6 +15,7 @@ use crate::licensing::admin::{
 };
 use crate::licensing::api_keys;
 use crate::licensing::check::{self, Deactivated};
+use crate::licensing::history::Actor;
 
 pub fn routes(t: &mut Table) {
     t.add(route!(Plain, list_products))
@@ -26,6 +27,7 @@ pub fn routes(t: &mut Table) {
         .add(route!(Plain, get_license))
         .add(route!(Plain, update_license))
         .add(route!(Plain, resend_email))
+        .add(route!(Plain, license_history))
         .add(route!(Plain, delete_activation))
         .add(route!(Plain, list_api_keys))
         .add(route!(Plain, revoke_api_key));
@@ -85,12 +87,13 @@ async fn update_product(
     request_body(content = Object, description = "`{product, email, name?, max_activations?, expires_at?, metadata?, send_email?}`"),
     responses((status = 201, description = "The license with its key", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::error::ErrorBody)))]
 async fn create_license(
-    _: Admin,
+    Admin(token): Admin,
     state: web::Data<State>,
     body: Json<CreateLicense>,
 ) -> Result<HttpResponse, AppError> {
+    let actor = Actor::ApiToken(token.name);
     let license = db::run(&state.pool, move |conn| {
-        admin::create_license(conn, &body.0)
+        admin::create_license(conn, &actor, &body.0)
     })
     .await?;
     state.wake_mailer();
@@ -124,14 +127,15 @@ async fn get_license(
     request_body(content = Object, description = "Any of `{status, max_activations, expires_at, metadata}`"),
     responses((status = 200, description = "The license", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody), (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid (the message names it)", body = super::error::ErrorBody)))]
 async fn update_license(
-    _: Admin,
+    Admin(token): Admin,
     state: web::Data<State>,
     path: web::Path<String>,
     body: Json<UpdateLicense>,
 ) -> Result<HttpResponse, AppError> {
+    let actor = Actor::ApiToken(token.name);
     let which = path.clone();
     let license = db::run(&state.pool, move |conn| {
-        admin::update_license(conn, &path, &body.0)
+        admin::update_license(conn, &actor, &path, &body.0)
     })
     .await?;
     // This process's next validate sees the change at once; others by NOTIFY.
@@ -142,31 +146,48 @@ async fn update_license(
 #[utoipa::path(post, path = "/v1/licenses/{license}/resend-email", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
     responses((status = 202, description = "`{queued: true, email_id, coalesced}`; `coalesced` when the license's email was still pending and the resend joined it", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody), (status = 429, description = "`email_limit`: at most 5 emails per license per hour (Retry-After)", body = super::error::ErrorBody)))]
 async fn resend_email(
-    _: Admin,
+    Admin(token): Admin,
     state: web::Data<State>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let resent = db::run(&state.pool, move |conn| admin::resend_email(conn, &path)).await?;
+    let actor = Actor::ApiToken(token.name);
+    let resent = db::run(&state.pool, move |conn| {
+        admin::resend_email(conn, &actor, &path)
+    })
+    .await?;
     state.wake_mailer();
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "queued": true, "email_id": resent.email_id, "coalesced": resent.coalesced,
     })))
 }
 
+#[utoipa::path(get, path = "/v1/licenses/{license}/history", tag = "admin", security(("admin_token" = [])), params(("license" = String, Path, description = "License id or key")),
+    responses((status = 200, description = "`{data: [{id, action, actor: {kind, name}, before, after, at}]}`, oldest first: every change to the license and who made it (kind: user, api_token, portal, app, stripe, cli, system)", body = Object), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody)))]
+async fn license_history(
+    _: Admin,
+    state: web::Data<State>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let entries = db::run(&state.pool, move |conn| admin::license_history(conn, &path)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "data": entries })))
+}
+
 #[utoipa::path(delete, path = "/v1/licenses/{license}/activations/{activation}", tag = "admin", security(("admin_token" = [])),
     params(("license" = String, Path, description = "License id or key"), ("activation" = String, Path, description = "Activation id")),
     responses((status = 204, description = "Deactivated"), (status = 401, description = "Missing or bad admin token", body = super::error::ErrorBody), (status = 404, description = "No such resource", body = super::error::ErrorBody)))]
 async fn delete_activation(
-    _: Admin,
+    Admin(token): Admin,
     state: web::Data<State>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (license, activation) = path.into_inner();
+    let actor = Actor::ApiToken(token.name);
     let activation = Uuid::parse_str(&activation).map_err(|_| AppError::not_found("activation"))?;
     let which = license.clone();
     let outcome = db::run(&state.pool, move |conn| {
-        Ok(check::deactivate(
+        Ok(check::deactivate_by(
             conn,
+            &actor,
             &license,
             &Selector::Id(activation),
         )?)

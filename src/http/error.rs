@@ -85,7 +85,8 @@ pub fn json_error_bodies<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // JSON errors and the dashboard's and portal's own HTML error pages pass as they are.
     if is_json {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }

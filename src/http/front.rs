@@ -57,6 +57,8 @@ pub enum Call {
     Deactivate(Deactivate),
     /// Issue an offline license file.
     Checkout(CheckoutRequest),
+    /// Which devices use this key?
+    Devices(String),
     /// Renew the lease of an activated device.
     Heartbeat(Heartbeat),
 }
@@ -89,6 +91,8 @@ pub enum Answer {
     Activated(ActivateOutcome),
     Deactivated(DeactivateOutcome),
     Issued(Result<LicenseFile, Code>),
+    /// `None`: no license has this key.
+    Devices(Option<check::Devices>),
     Heartbeat(check::Heartbeat),
 }
 
@@ -99,6 +103,7 @@ impl Call {
             Call::Activate(r) => &r.key,
             Call::Deactivate(r) => &r.key,
             Call::Checkout(r) => &r.key,
+            Call::Devices(key) => key,
             Call::Heartbeat(r) => &r.key,
         }
     }
@@ -110,6 +115,7 @@ impl Call {
             Call::Activate(_) => Answer::Activated(ActivateOutcome::Refused(Code::NotFound)),
             Call::Deactivate(_) => Answer::Deactivated(DeactivateOutcome::Refused(Code::NotFound)),
             Call::Checkout(_) => Answer::Issued(Err(Code::NotFound)),
+            Call::Devices(_) => Answer::Devices(None),
             Call::Heartbeat(_) => Answer::Heartbeat(check::Heartbeat::Refused(Code::NotFound)),
         }
     }
@@ -123,6 +129,7 @@ impl Answer {
             | Answer::Deactivated(DeactivateOutcome::Refused(code))
             | Answer::Issued(Err(code))
             | Answer::Heartbeat(check::Heartbeat::Refused(code)) => *code == Code::NotFound,
+            Answer::Devices(found) => found.is_none(),
             _ => false,
         }
     }
@@ -139,7 +146,10 @@ impl Answer {
             Answer::Activated(ActivateOutcome::Refused(code)) => {
                 metrics::record_activation(code.as_str())
             }
-            Answer::Deactivated(_) | Answer::Issued(_) | Answer::Heartbeat(_) => {}
+            Answer::Deactivated(_)
+            | Answer::Issued(_)
+            | Answer::Heartbeat(_)
+            | Answer::Devices(_) => {}
         }
     }
 }
@@ -211,6 +221,7 @@ async fn write(
                 &d.expect,
             )?),
             Call::Checkout(req) => Answer::Issued(signing::checkout(conn, &signer, &req)?),
+            Call::Devices(key) => Answer::Devices(check::devices(conn, &key)?),
             Call::Heartbeat(h) => {
                 Answer::Heartbeat(check::heartbeat(conn, &h.key, &h.fingerprint)?)
             }
@@ -263,6 +274,18 @@ pub async fn checkout(
 ) -> Result<Result<LicenseFile, Code>, AppError> {
     match serve(state, http, Call::Checkout(req)).await? {
         Answer::Issued(i) => Ok(i),
+        other => Err(mismatch(&other)),
+    }
+}
+
+/// [`serve`] for [`Call::Devices`].
+pub async fn devices(
+    state: &State,
+    http: &HttpRequest,
+    key: String,
+) -> Result<Option<check::Devices>, AppError> {
+    match serve(state, http, Call::Devices(key)).await? {
+        Answer::Devices(d) => Ok(d),
         other => Err(mismatch(&other)),
     }
 }

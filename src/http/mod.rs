@@ -18,6 +18,7 @@ mod public;
 mod request_log;
 pub mod routes;
 pub mod signing;
+mod ui;
 mod webhook;
 mod webhook_endpoints;
 
@@ -229,6 +230,7 @@ impl Application {
                 .wrap(from_fn(metrics::track))
                 .wrap(TracingLogger::<request_log::RequestSpan>::new())
                 .configure(|cfg| table.configure(cfg))
+                .configure(ui::routes)
         })
         .on_connect(move |conn, data| connection_cap.on_connect(conn, data))
         .client_request_timeout(Duration::from_millis(
@@ -259,6 +261,7 @@ impl Application {
                 max_attempts: settings.mail_max_attempts,
                 concurrency: settings.mail_concurrency.max(1) as usize,
                 listen_url: Some(settings.database_url.clone()),
+                portal_link_minutes: settings.portal_link_ttl_minutes,
             },
             mail_wake,
         );

@@ -29,6 +29,7 @@ pub fn routes(t: &mut Table) {
         .add(route!(License, deactivate))
         .add(route!(License, heartbeat))
         .add(route!(License, checkout))
+        .add(route!(License, activations))
         .add(route!(Plain, signing_key))
         .add(route!(Plain, signing_keys));
 }
@@ -300,6 +301,36 @@ async fn checkout(
     Ok(match front::checkout(&state, &http, req).await? {
         Ok(file) => HttpResponse::Ok().json(file),
         Err(code) => refusal("issued", code),
+    })
+}
+
+/// `POST /v1/licenses/activations`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ActivationsBody {
+    /// The license key (any case).
+    pub key: String,
+    /// Up to 128 visible characters, echoed into the signed answer.
+    #[allow(dead_code)] // read (and checked) by the signing middleware; here for the document
+    pub nonce: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/licenses/activations", tag = "public",
+    request_body = ActivationsBody,
+    responses(
+        (status = 200, description = "`{license, activations: [{id, name, fingerprint, created_at, last_seen_at}]}`: the devices using the key, so an app can offer to free one (with `/v1/licenses/deactivate`); signed", body = Object),
+        (status = 404, description = "`{found: false, code: NOT_FOUND}`", body = Object),
+        (status = 400, description = "Malformed JSON or body", body = super::error::ErrorBody), (status = 422, description = "A field is invalid", body = super::error::ErrorBody),
+        (status = 429, description = "Rate limited", body = super::error::ErrorBody),
+    ))]
+async fn activations(
+    state: web::Data<State>,
+    http: HttpRequest,
+    body: Json<ActivationsBody>,
+) -> Result<HttpResponse, AppError> {
+    let key = required_key(&body.0.key)?;
+    Ok(match front::devices(&state, &http, key).await? {
+        Some(devices) => HttpResponse::Ok().json(devices),
+        None => refusal("found", Code::NotFound),
     })
 }
 

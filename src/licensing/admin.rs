@@ -6,7 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DbError};
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
-use super::events;
+use super::history::{self, Actor};
 use super::input::{activation_limit, optional_name, Email};
 use super::key::{is_valid_prefix, LicenseKey, LicenseRef};
 use super::views::{
@@ -417,6 +417,7 @@ fn metadata(value: serde_json::Value) -> Result<serde_json::Value, AppError> {
 /// the same transaction.
 pub fn create_license(
     conn: &mut PgConnection,
+    actor: &Actor,
     req: &CreateLicense,
 ) -> Result<LicenseView, AppError> {
     let email = Email::parse("email", &req.email)?;
@@ -459,9 +460,16 @@ pub fn create_license(
             ..Default::default()
         };
         let license = licenses::insert(conn, &new)?;
-        events::license(conn, "license.created", &license, &product)?;
+        history::record(
+            conn,
+            actor,
+            license.id,
+            "created",
+            None,
+            Some(history::snapshot(&license)),
+        )?;
         if req.send_email.unwrap_or(true) {
-            outbox::enqueue_license_email(conn, &license.email, &[license.id])?;
+            queue_email(conn, actor, &license)?;
         }
         Ok(LicenseView::admin(license, &product, now))
     })
@@ -561,6 +569,7 @@ pub fn list_licenses(
 
 pub fn update_license(
     conn: &mut PgConnection,
+    actor: &Actor,
     id_or_key: &str,
     req: &UpdateLicense,
 ) -> Result<LicenseView, AppError> {
@@ -591,9 +600,9 @@ pub fn update_license(
         updated_at: Some(Utc::now()),
     };
     conn.transaction(|conn| {
-        let (license, product) = find_license(conn, id_or_key)?;
-        let license = licenses::update(conn, license.id, &changes)?;
-        events::license(conn, "license.updated", &license, &product)?;
+        let (before, product) = find_license(conn, id_or_key)?;
+        let license = licenses::update(conn, before.id, &changes)?;
+        history::record_update(conn, actor, &before, &license, "updated")?;
         Ok(LicenseView::admin(license, &product, Utc::now()))
     })
 }
@@ -603,6 +612,7 @@ pub fn update_license(
 /// it is already off, and a refund's revocation must not soften into a suspension.
 pub fn set_license_enabled(
     conn: &mut PgConnection,
+    actor: &Actor,
     id_or_key: &str,
     enabled: bool,
 ) -> Result<LicenseView, AppError> {
@@ -616,8 +626,17 @@ pub fn set_license_enabled(
             status: Some(status.to_owned()),
             ..Default::default()
         };
-        update_license(conn, &license.id.to_string(), &changes)
+        update_license(conn, actor, &license.id.to_string(), &changes)
     })
+}
+
+/// Every change to a license, oldest first (`GET /v1/licenses/{id|key}/history`).
+pub fn license_history(
+    conn: &mut PgConnection,
+    id_or_key: &str,
+) -> Result<Vec<history::HistoryView>, AppError> {
+    let (license, _) = find_license(conn, id_or_key)?;
+    Ok(history::of(conn, license.id)?)
 }
 
 /// Most emails listing one license that may be queued in an hour (resends included).
@@ -635,7 +654,11 @@ pub struct Resent {
 /// while the license's email is still pending joins that email; past
 /// [`EMAILS_PER_LICENSE_PER_HOUR`] it is refused. Resends of one license are
 /// serialised on its row, so twenty at once queue one email.
-pub fn resend_email(conn: &mut PgConnection, id_or_key: &str) -> Result<Resent, AppError> {
+pub fn resend_email(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id_or_key: &str,
+) -> Result<Resent, AppError> {
     let (license, _) = find_license(conn, id_or_key)?;
     conn.transaction(|conn| {
         licenses::lock(conn, license.id)?;
@@ -658,12 +681,30 @@ pub fn resend_email(conn: &mut PgConnection, id_or_key: &str) -> Result<Resent, 
                 retry_after_secs: retry_after as u64,
             });
         }
-        let email_id = outbox::enqueue_license_email(conn, &license.email, &[license.id])?;
+        let email_id = queue_email(conn, actor, &license)?;
         Ok(Resent {
             email_id,
             coalesced: false,
         })
     })
+}
+
+/// Queues the license email of one license and records it in its history.
+fn queue_email(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    license: &License,
+) -> Result<Uuid, AppError> {
+    let id = outbox::enqueue_license_email(conn, &license.email, &[license.id])?;
+    history::record(
+        conn,
+        actor,
+        license.id,
+        "email_queued",
+        None,
+        Some(serde_json::json!({ "email_id": id, "to": license.email })),
+    )?;
+    Ok(id)
 }
 
 /// The license a compatibility API's numeric id names (the first 48 bits of its UUID;

@@ -5,10 +5,11 @@
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::cache::{Device, Entry, LicenseCache, Lookup};
-use super::events;
+use super::history::{self, Actor};
 use super::input::Fingerprint;
 use super::key::{LicenseKey, LicenseRef};
 use super::lease;
@@ -554,6 +555,16 @@ pub fn activate_with(
     req: &ActivateRequest,
     expect: &Expect,
 ) -> QueryResult<ActivateOutcome> {
+    activate_as(conn, &Actor::App, req, expect)
+}
+
+/// [`activate_with`] on behalf of `actor`, who is named in the license history.
+pub fn activate_as(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    req: &ActivateRequest,
+    expect: &Expect,
+) -> QueryResult<ActivateOutcome> {
     let now = Utc::now();
     let Some(key) = LicenseKey::lookup(&req.key) else {
         return Ok(ActivateOutcome::Refused(Code::NotFound));
@@ -579,7 +590,17 @@ pub fn activate_with(
         };
         let (new, activation) = take_or_find_seat(conn, &license, req)?;
         if new {
-            events::activation(conn, "activation.created", license.id, &activation)?;
+            history::record(
+                conn,
+                actor,
+                license.id,
+                "device_activated",
+                Some(json!({ "activations_count": license.activations_count })),
+                Some(json!({
+                    "activations_count": license.activations_count + 1,
+                    "device": history::device(&activation),
+                })),
+            )?;
         }
         let license = License {
             activations_count: license.activations_count + i32::from(new),
@@ -597,6 +618,48 @@ pub fn activate_with(
         Err(Abort::Refused(code)) => Ok(ActivateOutcome::Refused(code)),
         Err(Abort::Db(e)) => Err(e),
     }
+}
+
+/// The devices of a license, for `POST /v1/licenses/activations`: the key holder's
+/// software shows them so its user can free one without a web visit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Devices {
+    pub license: LicenseView,
+    pub activations: Vec<DeviceView>,
+}
+
+/// A device as the key holder sees it (no IP address).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// Lists the devices activated on the license with this key (`None`: no such key).
+pub fn devices(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Devices>> {
+    let Some(key) = LicenseKey::lookup(key) else {
+        return Ok(None);
+    };
+    let Some((license, product)) = licenses::find(conn, key.as_str())? else {
+        return Ok(None);
+    };
+    let activations = activations::list_for(conn, license.id)?
+        .into_iter()
+        .map(|a| DeviceView {
+            id: a.id,
+            name: a.name,
+            fingerprint: a.fingerprint,
+            created_at: a.created_at,
+            last_seen_at: a.last_seen_at,
+        })
+        .collect();
+    Ok(Some(Devices {
+        license: LicenseView::public(license, &product, Utc::now()),
+        activations,
+    }))
 }
 
 /// Deletes the license's activations whose lease ran out (other than the device
@@ -620,6 +683,17 @@ fn reclaim_dead_seats(
     if freed > 0 {
         tracing::info!(license = %license.id, freed, "reclaimed the seats of dead devices");
         licenses::release_seats(conn, license.id, freed)?;
+    }
+    for (i, a) in dead.iter().enumerate() {
+        let count = license.activations_count - i as i32;
+        history::record(
+            conn,
+            &Actor::System,
+            license.id,
+            "device_deactivated",
+            Some(json!({ "activations_count": count, "device": history::device(a) })),
+            Some(json!({ "activations_count": count - 1, "reason": "lease expired" })),
+        )?;
     }
     Ok(freed)
 }
@@ -668,7 +742,17 @@ pub fn deactivate(
     key_or_id: &str,
     which: &activations::Selector,
 ) -> QueryResult<Deactivated> {
-    Ok(deactivate_with(conn, key_or_id, Some(which), &Expect::default())?.into())
+    deactivate_by(conn, &Actor::App, key_or_id, which)
+}
+
+/// [`deactivate`] on behalf of `actor`, who is named in the license history.
+pub fn deactivate_by(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    key_or_id: &str,
+    which: &activations::Selector,
+) -> QueryResult<Deactivated> {
+    Ok(deactivate_as(conn, actor, key_or_id, Some(which), &Expect::default())?.into())
 }
 
 /// The public API's view of a deactivation of one device.
@@ -710,6 +794,17 @@ pub fn deactivate_with(
     which: Option<&activations::Selector>,
     expect: &Expect,
 ) -> QueryResult<DeactivateOutcome> {
+    deactivate_as(conn, &Actor::App, key_or_id, which, expect)
+}
+
+/// [`deactivate_with`] on behalf of `actor`, who is named in the license history.
+pub fn deactivate_as(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    key_or_id: &str,
+    which: Option<&activations::Selector>,
+    expect: &Expect,
+) -> QueryResult<DeactivateOutcome> {
     let Some(lookup) = LicenseRef::parse(key_or_id) else {
         return Ok(DeactivateOutcome::Refused(Code::NotFound));
     };
@@ -732,12 +827,20 @@ pub fn deactivate_with(
             },
             None => activations::delete_all(conn, license.id)?,
         };
-        for a in &removed {
-            events::activation(conn, "activation.deleted", license.id, a)?;
-        }
         let freed = i32::try_from(removed.len()).unwrap_or(i32::MAX);
         if freed > 0 {
             licenses::release_seats(conn, license.id, freed)?;
+        }
+        for (i, a) in removed.iter().enumerate() {
+            let count = license.activations_count - i as i32;
+            history::record(
+                conn,
+                actor,
+                license.id,
+                "device_deactivated",
+                Some(json!({ "activations_count": count, "device": history::device(a) })),
+                Some(json!({ "activations_count": count - 1 })),
+            )?;
         }
         let license = License {
             activations_count: license.activations_count - freed,

@@ -1,13 +1,14 @@
-//! The events a seller's webhooks receive, recorded in the transaction of each change
-//! through `db::webhooks::announce` (the one recording point of the outbox).
+//! The events a seller's webhooks receive, written to the outbox (`db::webhooks::announce`)
+//! in the transaction of each change. License changes reach here only through
+//! [`super::history::record`], the one recording point of a change.
 
 use chrono::Utc;
 use diesel::{PgConnection, QueryResult};
 use uuid::Uuid;
 
-use super::views::{ActivationView, LicenseView};
-use crate::db::models::{Activation, License, Product};
-use crate::db::webhooks;
+use super::views::LicenseView;
+use crate::db::models::{License, Product};
+use crate::db::{licenses, webhooks};
 
 /// `license.created` / `license.updated`: the object is the license as the admin API shows it.
 pub fn license(
@@ -21,15 +22,22 @@ pub fn license(
     webhooks::announce(conn, event, Some(license.id), &object)
 }
 
-/// `activation.created` / `activation.deleted`: the activation with its `license_id`.
-pub fn activation(
+/// The license `id` as it is now, announced as `event` (nothing if it is gone).
+pub fn license_now(conn: &mut PgConnection, event: &'static str, id: Uuid) -> QueryResult<()> {
+    match licenses::find(conn, &id.to_string())? {
+        Some((license, product)) => self::license(conn, event, &license, &product),
+        None => Ok(()),
+    }
+}
+
+/// `activation.created` / `activation.deleted`: the activation (as the admin API shows
+/// it) with its `license_id`.
+pub fn device(
     conn: &mut PgConnection,
     event: &'static str,
     license_id: Uuid,
-    activation: &Activation,
+    mut object: serde_json::Value,
 ) -> QueryResult<()> {
-    let mut object =
-        serde_json::to_value(ActivationView::from(activation.clone())).unwrap_or_default();
     if let Some(map) = object.as_object_mut() {
         map.insert("license_id".into(), license_id.to_string().into());
     }

@@ -30,6 +30,12 @@ pub fn is_alive(l: &License, p: &Product, last_seen_at: DateTime<Utc>, now: Date
     lease_ends(l, p, last_seen_at).is_none_or(|end| now < end)
 }
 
+/// A device's lease as the dashboard shows it: `alive` while its lease (ending at
+/// `ends`, see [`lease_ends`]) runs, then `dead`; `None` for a license without a lease.
+pub fn state(ends: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<&'static str> {
+    ends.map(|end| if now < end { "alive" } else { "dead" })
+}
+
 /// Devices before `dead_before` have lost their seat; `None` when the license has no lease.
 pub fn dead_before(l: &License, p: &Product, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     lease(l, p).map(|d| now - d)

@@ -1,15 +1,19 @@
 //! The licensing domain: what a license is, how keys look, and the decisions the
 //! public API, the admin API, the CLI and the compatibility adapters share.
 
+pub mod accounts;
 pub mod admin;
 pub mod api_keys;
 pub mod cache;
 pub mod check;
+pub mod dashboard;
 pub mod events;
+pub mod history;
 pub mod import;
 pub mod input;
 pub mod key;
 pub mod lease;
+pub mod portal;
 pub mod signing;
 pub mod views;
 pub mod webhook_endpoints;

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::db::models::NewLicense;
 use crate::db::{self, outbox, products, stripe_events, Pool};
 use crate::error::AppError;
+use crate::licensing::history::{self, Actor};
 use crate::licensing::LicenseKey;
 pub use api::{ApiError, LineItem, StripeApi};
 use event::{CheckoutSession, Event, Invoice};
@@ -236,7 +237,7 @@ fn effect(
                 let status = session.payment_status.as_deref().unwrap_or("unknown");
                 return Ok((format!("awaiting payment (payment_status {status})"), false));
             }
-            mint(conn, &session, prepared, grace, now)?
+            mint(conn, event, &session, prepared, grace, now)?
         }
         "charge.refunded" => (
             reversal::refunded(conn, event, prepared.reversal.as_ref())?,
@@ -265,7 +266,7 @@ fn effect(
                 return Ok(("ignored: no period end on the invoice".into(), false));
             };
             let paid_at = event_time(event, now);
-            let n = subscription::extend_paid(conn, sub, until, paid_at)?;
+            let n = subscription::extend_paid(conn, event, sub, until, paid_at)?;
             (
                 format!("extended {n} license(s) of {sub} to {}", until.to_rfc3339()),
                 false,
@@ -277,7 +278,7 @@ fn effect(
         | "customer.subscription.resumed"
         | "customer.subscription.trial_will_end"
         | "customer.subscription.deleted" => subscription_changed(conn, event, grace, now)?,
-        "invoice.payment_failed" => payment_failed(conn, prepared, grace)?,
+        "invoice.payment_failed" => payment_failed(conn, event, prepared, grace)?,
         _ => ("ignored: event type not handled".into(), false),
     })
 }
@@ -301,13 +302,14 @@ fn subscription_changed(
     let Some(state) = subscription::SubscriptionState::read(&event.data.object) else {
         return Ok(("ignored: data.object is not a subscription".into(), false));
     };
-    let outcome = subscription::apply_state(conn, &state, event_time(event, now), grace)?;
+    let outcome = subscription::apply_state(conn, event, &state, event_time(event, now), grace)?;
     Ok((outcome, false))
 }
 
 /// `invoice.payment_failed`: the subscription as the API showed it while preparing.
 fn payment_failed(
     conn: &mut PgConnection,
+    event: &Event,
     prepared: &Prepared,
     grace: Grace,
 ) -> Result<(String, bool), AppError> {
@@ -324,7 +326,7 @@ fn payment_failed(
         ));
     };
     Ok((
-        subscription::apply_state(conn, &state, *read_at, grace)?,
+        subscription::apply_state(conn, event, &state, *read_at, grace)?,
         false,
     ))
 }
@@ -341,6 +343,7 @@ fn paid_until(period_end: i64, grace_days: u32) -> Option<DateTime<Utc>> {
 /// session a no-op, whichever event triggers it.
 fn mint(
     conn: &mut PgConnection,
+    event: &Event,
     session: &CheckoutSession,
     prepared: &Prepared,
     grace: Grace,
@@ -368,6 +371,7 @@ fn mint(
     // same first row instead of deadlocking.
     items.sort_by(|a, b| a.id.cmp(&b.id));
 
+    let actor = Actor::Stripe(event.id.clone());
     let mut minted: Vec<Uuid> = Vec::new();
     let mut unmapped = 0usize;
     let mut already = 0usize;
@@ -416,7 +420,8 @@ fn mint(
             };
             match stripe_events::insert_minted(conn, &new)? {
                 Some(license) => {
-                    crate::licensing::events::license(conn, "license.created", &license, &product)?;
+                    let snapshot = history::snapshot(&license);
+                    history::record(conn, &actor, license.id, "created", None, Some(snapshot))?;
                     minted.push(license.id);
                 }
                 None => already += 1,
@@ -425,17 +430,21 @@ fn mint(
     }
     // Subscription events that arrived before the checkout apply now.
     if let (false, Some(sub)) = (minted.is_empty(), session.subscription.as_deref()) {
-        subscription::catch_up(conn, sub, grace)?;
+        subscription::catch_up(conn, event, sub, grace)?;
     }
     // A refund or dispute that Stripe delivered before this checkout applies now.
     let reversed = match minted.is_empty() {
         true => None,
-        false => reversal::at_mint(conn, session)?,
+        false => reversal::at_mint(conn, event, session)?,
     };
     // Keys refunded before they were minted are not sent.
     let queued = !minted.is_empty() && reversed != Some(db::reversals::Action::Revoke);
     if queued {
-        outbox::enqueue_license_email(conn, email, &minted)?;
+        let email_id = outbox::enqueue_license_email(conn, email, &minted)?;
+        let after = serde_json::json!({ "email_id": email_id, "to": email });
+        for id in &minted {
+            history::record(conn, &actor, *id, "email_queued", None, Some(after.clone()))?;
+        }
     }
     let mut outcome = format!("minted {} license(s)", minted.len());
     if let Some(action) = reversed {

@@ -14,6 +14,7 @@ use super::api::{ApiError, StripeApi};
 use super::event::{self, Charge, CheckoutSession, Dispute, Event};
 use crate::db::reversals::{self, Action, Payment};
 use crate::error::AppError;
+use crate::licensing::history::{self, Actor};
 
 /// The payment a refund or dispute event is about, with the subscription it paid for
 /// if any. `None` for other events and for partial refunds.
@@ -100,7 +101,25 @@ fn reverse(
     action: Action,
 ) -> Result<Vec<Uuid>, AppError> {
     reversals::record(conn, &source_id(event, payment), payment, action)?;
-    Ok(reversals::apply(conn, payment, action)?)
+    let changed = reversals::apply(conn, payment, action)?;
+    record_history(conn, &event.id, &changed, action)?;
+    Ok(changed.into_iter().map(|(id, _)| id).collect())
+}
+
+/// Names the event in the history of each license it changed.
+fn record_history(
+    conn: &mut PgConnection,
+    event_id: &str,
+    changed: &[(Uuid, String)],
+    action: Action,
+) -> Result<(), AppError> {
+    let actor = Actor::Stripe(event_id.to_owned());
+    for (id, was) in changed {
+        let before = serde_json::json!({ "status": was });
+        let after = serde_json::json!({ "status": action.status() });
+        history::record(conn, &actor, *id, "updated", Some(before), Some(after))?;
+    }
+    Ok(())
 }
 
 /// `charge.refunded`: a full refund revokes.
@@ -165,9 +184,10 @@ pub fn dispute_closed(
 
 /// Applies a refund or dispute that arrived before the licenses of this checkout were
 /// minted (in the minting transaction): found by the session's payment intent or
-/// subscription. Returns what it did.
+/// subscription. Returns what it did; `event` (the checkout's) is named in the history.
 pub fn at_mint(
     conn: &mut PgConnection,
+    event: &Event,
     session: &CheckoutSession,
 ) -> Result<Option<Action>, AppError> {
     let payment = Payment {
@@ -177,7 +197,8 @@ pub fn at_mint(
     let Some(action) = reversals::pending_for(conn, &payment)? else {
         return Ok(None);
     };
-    reversals::apply(conn, &payment, action)?;
+    let changed = reversals::apply(conn, &payment, action)?;
+    record_history(conn, &event.id, &changed, action)?;
     Ok(Some(action))
 }
 

@@ -16,6 +16,8 @@ use crate::db::models::{License, Product};
 use crate::db::products;
 use crate::db::subscriptions::{self, StateChanges, EXACT_EXPIRY_STATES};
 use crate::error::AppError;
+use crate::licensing::history::{self, Actor};
+use crate::stripe::event::Event;
 
 /// The grace periods the seller configured.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +105,7 @@ fn plus_days(t: Option<DateTime<Utc>>, days: u32) -> Option<DateTime<Utc>> {
 /// Applies the subscription's state, current as of `at`, to each of its licenses.
 pub fn apply_state(
     conn: &mut PgConnection,
+    event: &Event,
     state: &SubscriptionState,
     at: DateTime<Utc>,
     grace: Grace,
@@ -118,7 +121,8 @@ pub fn apply_state(
             stale_changes(license, state, grace)
         };
         if changes.updated_at.is_some() {
-            subscriptions::update(conn, license.id, &changes)?;
+            let after = subscriptions::update(conn, license.id, &changes)?;
+            history::record_update(conn, &stripe(event), license, &after, "updated")?;
         }
     }
     let mut outcome = format!(
@@ -271,7 +275,12 @@ fn seats(
 /// Applies the newest subscription state already received for `subscription` (events
 /// Stripe delivered before the checkout that minted its licenses), so a license ends in
 /// the same state whether its checkout came first or last.
-pub fn catch_up(conn: &mut PgConnection, subscription: &str, grace: Grace) -> Result<(), AppError> {
+pub fn catch_up(
+    conn: &mut PgConnection,
+    event: &Event,
+    subscription: &str,
+    grace: Grace,
+) -> Result<(), AppError> {
     let Some((payload, created)) =
         crate::db::stripe_events::latest_subscription_state(conn, subscription)?
     else {
@@ -281,7 +290,7 @@ pub fn catch_up(conn: &mut PgConnection, subscription: &str, grace: Grace) -> Re
         return Ok(());
     };
     let at = time(created).unwrap_or_else(Utc::now);
-    let outcome = apply_state(conn, &state, at, grace)?;
+    let outcome = apply_state(conn, event, &state, at, grace)?;
     tracing::info!(%subscription, %outcome, "applied a subscription state that arrived before its checkout");
     Ok(())
 }
@@ -298,16 +307,21 @@ pub fn seats_for_quantity(per_unit: Option<i32>, quantity: u64) -> Option<i32> {
 /// their expiry exactly (see [`subscriptions::extend_paid`]).
 pub fn extend_paid(
     conn: &mut PgConnection,
+    event: &Event,
     subscription: &str,
     until: DateTime<Utc>,
     paid_at: DateTime<Utc>,
 ) -> Result<usize, AppError> {
-    Ok(subscriptions::extend_paid(
-        conn,
-        subscription,
-        until,
-        paid_at,
-    )?)
+    let changed = subscriptions::extend_paid(conn, subscription, until, paid_at)?;
+    for (before, after) in &changed {
+        history::record_update(conn, &stripe(event), before, after, "updated")?;
+    }
+    Ok(changed.len())
+}
+
+/// The event as the actor of the changes it makes.
+fn stripe(event: &Event) -> Actor {
+    Actor::Stripe(event.id.clone())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Postgres database of its own.
 
 mod helpers;
+mod history;
 
 mod activation;
 mod admin;
@@ -26,4 +27,5 @@ mod smtp_server;
 mod stripe;
 mod subscriptions;
 mod validate;
+mod web;
 mod webhooks;

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{
+    event, line_item, spawn_app, spawn_app_with, spawn_stripe_app, FakeStripe, TestApp,
+};
 
 fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_licensd"))
@@ -713,4 +715,70 @@ async fn the_webhook_admin_api_refuses_bad_input_and_changes_nothing() {
             .await,
         0
     );
+}
+
+/// Stripe lifecycle changes go through the one recording point: a refund writes its
+/// history entry and announces `license.updated` in the same transaction (before the
+/// single recording point, the refund reached the history but no webhook).
+#[tokio::test]
+async fn a_stripe_refund_is_in_the_history_and_announced_as_license_updated() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn_stripe_app(&stripe, None).await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let out = cli(&app, &["webhook", "create", "--url", &receiver.uri()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.create_product(json!({ "name": "Pro", "slug": "pro", "stripe_price_ids": ["price_pro"] }))
+        .await;
+    let checkout = event("checkout_session_completed");
+    let session = checkout["data"]["object"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stripe
+        .line_items(&session, &[line_item("li_1", "price_pro", 1)])
+        .await;
+    assert_eq!(app.post_webhook(&checkout).await.status, StatusCode::OK);
+    let refund = event("charge_refunded");
+    assert_eq!(app.post_webhook(&refund).await.status, StatusCode::OK);
+    let key = app.keys_of_session(&session).await.remove(0);
+
+    let history = app.admin_get(&format!("/v1/licenses/{key}/history")).await;
+    let refund_id = refund["id"].as_str().unwrap();
+    let entry = history.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["actor"]["name"] == refund_id)
+        .cloned()
+        .expect("the refund's history entry");
+    assert_eq!(entry["action"], "updated");
+    assert_eq!(entry["after"], json!({ "status": "revoked" }));
+
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..300 {
+        events = receiver
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        if events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["license.created", "license.updated"]);
+    let updated = &events[1]["data"]["object"];
+    assert_eq!(updated["key"], key.as_str());
+    assert_eq!(updated["status"], "revoked");
 }

@@ -17,6 +17,7 @@ use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, Code, ValidateRequest};
+use crate::licensing::history::Actor;
 
 pub fn routes(t: &mut Table) {
     t.add(route!(License, validate))
@@ -121,6 +122,10 @@ async fn activate_deactivate(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    let actor = match &admin {
+        Ok(Admin(token)) => Actor::ApiToken(token.name.clone()),
+        Err(_) => Actor::App,
+    };
     if let Some(refusal) = refuse_unless_seller(admin)? {
         return Ok(refusal);
     }
@@ -147,7 +152,7 @@ async fn activate_deactivate(
     let key = text("licenseKey");
     let which = key.clone();
     let outcome = db::run(&state.pool, move |conn| {
-        admin::set_license_enabled(conn, &key, enabled)
+        admin::set_license_enabled(conn, &actor, &key, enabled)
     })
     .await;
     state.cache.forget_ref(&which);

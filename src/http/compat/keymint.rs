@@ -22,6 +22,7 @@ use crate::http::front;
 use crate::http::State;
 use crate::licensing::admin;
 use crate::licensing::check::{self, ActivateOutcome, Code, DeactivateOutcome, Expect};
+use crate::licensing::history::Actor;
 use crate::licensing::input::{optional_name, Fingerprint};
 use crate::licensing::views::LicenseDetail;
 use crate::licensing::Status;
@@ -107,12 +108,19 @@ pub(super) fn refusal(code: Code) -> HttpResponse {
 pub(super) fn unless_seller(
     admin: Result<Admin, AppError>,
 ) -> Result<Option<HttpResponse>, AppError> {
+    Ok(seller(admin)?.err())
+}
+
+/// The seller's token as the actor of a change (named in the license history), or
+/// Keymint's refusal.
+pub(super) fn seller(
+    admin: Result<Admin, AppError>,
+) -> Result<Result<Actor, HttpResponse>, AppError> {
     match admin {
-        Ok(_) => Ok(None),
-        Err(AppError::Unauthorized) => Ok(Some(error(
-            StatusCode::UNAUTHORIZED,
-            "Invalid access token",
-        ))),
+        Ok(Admin(token)) => Ok(Ok(Actor::ApiToken(token.name))),
+        Err(AppError::Unauthorized) => {
+            Ok(Err(error(StatusCode::UNAUTHORIZED, "Invalid access token")))
+        }
         Err(e) => Err(e),
     }
 }

@@ -18,13 +18,14 @@ use uuid::Uuid;
 
 use super::keymint::{
     self, customer, detail_of, error, fields, invalid_key, missing_params, product_and_key,
-    product_as_named, server_error, text, time, unless_seller,
+    product_as_named, seller, server_error, text, time, unless_seller,
 };
 use crate::db;
 use crate::error::AppError;
 use crate::http::extract::Admin;
 use crate::http::State;
 use crate::licensing::admin::{self, CreateLicense, UpdateLicense};
+use crate::licensing::history::Actor;
 use crate::licensing::views::{LicenseDetail, LicenseView};
 use diesel::PgConnection;
 use std::collections::BTreeMap;
@@ -229,9 +230,10 @@ async fn create_key(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
+    let actor = match seller(admin)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(refusal),
+    };
     let fields = fields(&body);
     let customer = fields.get("newCustomer").and_then(Value::as_object);
     let email = customer.and_then(|c| text(c, "email"));
@@ -253,7 +255,11 @@ async fn create_key(
         ..Default::default()
     };
     Ok(
-        match db::run(&state.pool, move |conn| admin::create_license(conn, &req)).await {
+        match db::run(&state.pool, move |conn| {
+            admin::create_license(conn, &actor, &req)
+        })
+        .await
+        {
             Ok(view) => HttpResponse::Ok().json(json!({ "code": 0, "key": view.key })),
             Err(AppError::InvalidField { field, .. }) if field == "product" => invalid_key(),
             Err(e) => seller_failure(e),
@@ -262,7 +268,8 @@ async fn create_key(
 }
 
 /// A seller operation on the license with this id.
-type Apply = Box<dyn FnOnce(&mut PgConnection, &str) -> Result<LicenseView, AppError> + Send>;
+type Apply =
+    Box<dyn FnOnce(&mut PgConnection, &Actor, &str) -> Result<LicenseView, AppError> + Send>;
 
 /// The refusals of a change to one key (block, unblock, delete): Keymint's
 /// `{message, code: 1}` bodies.
@@ -287,9 +294,10 @@ async fn change_key(
     apply: Result<Apply, HttpResponse>,
     done: &str,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
+    let actor = match seller(admin)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(refusal),
+    };
     let apply = match apply {
         Ok(apply) => apply,
         Err(answer) => return Ok(answer),
@@ -302,7 +310,7 @@ async fn change_key(
         Err(answer) => return Ok(answer),
     };
     Ok(
-        match db::run(&state.pool, move |conn| apply(conn, &id)).await {
+        match db::run(&state.pool, move |conn| apply(conn, &actor, &id)).await {
             Ok(_) => HttpResponse::Ok().json(json!({ "message": done, "code": 0 })),
             Err(e) => seller_failure(e),
         },
@@ -332,7 +340,8 @@ async fn update_key(
                 metadata: fields.get("metadata").filter(|m| !m.is_null()).cloned(),
                 ..Default::default()
             };
-            let apply: Apply = Box::new(move |conn, id| admin::update_license(conn, id, &update));
+            let apply: Apply =
+                Box::new(move |conn, actor, id| admin::update_license(conn, actor, id, &update));
             Ok(apply)
         }
         (Err(answer), _) | (_, Err(answer)) => Err(answer),
@@ -353,7 +362,8 @@ async fn block(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     // A revoked key stays revoked: a refund's revocation is not softened.
-    let apply: Apply = Box::new(|conn, id| admin::set_license_enabled(conn, id, false));
+    let apply: Apply =
+        Box::new(|conn, actor, id| admin::set_license_enabled(conn, actor, id, false));
     change_key(admin, &state, &fields(&body), Ok(apply), "Key blocked").await
 }
 
@@ -369,7 +379,8 @@ async fn unblock(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let apply: Apply = Box::new(|conn, id| admin::set_license_enabled(conn, id, true));
+    let apply: Apply =
+        Box::new(|conn, actor, id| admin::set_license_enabled(conn, actor, id, true));
     change_key(admin, &state, &fields(&body), Ok(apply), "Key unblocked").await
 }
 
@@ -386,12 +397,12 @@ async fn delete_key(
     state: web::Data<State>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let apply: Apply = Box::new(|conn, id| {
+    let apply: Apply = Box::new(|conn, actor, id| {
         let revoke = UpdateLicense {
             status: Some("revoked".to_owned()),
             ..Default::default()
         };
-        admin::update_license(conn, id, &revoke)
+        admin::update_license(conn, actor, id, &revoke)
     });
     change_key(admin, &state, &fields(&body), Ok(apply), "Key deleted").await
 }

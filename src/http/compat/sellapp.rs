@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::http::routes::Table;
+use crate::licensing::history::Actor;
 use crate::route;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -282,10 +283,16 @@ async fn activate(
 /// The refusal unless the caller holds an admin token (Laravel's 401); a database
 /// outage stays licensd's 503.
 fn unless_seller(admin: Result<Admin, AppError>) -> Result<Option<HttpResponse>, AppError> {
+    Ok(seller(admin)?.err())
+}
+
+/// The seller's token as the actor of a change (named in the license history), or
+/// SellApp's refusal.
+fn seller(admin: Result<Admin, AppError>) -> Result<Result<Actor, HttpResponse>, AppError> {
     match admin {
-        Ok(_) => Ok(None),
+        Ok(Admin(token)) => Ok(Ok(Actor::ApiToken(token.name))),
         Err(AppError::Unauthorized) => {
-            Ok(Some(message(StatusCode::UNAUTHORIZED, "Unauthenticated.")))
+            Ok(Err(message(StatusCode::UNAUTHORIZED, "Unauthenticated.")))
         }
         Err(e) => Err(e),
     }
@@ -514,9 +521,10 @@ async fn update_key(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    if let Some(refusal) = unless_seller(admin)? {
-        return Ok(refusal);
-    }
+    let actor = match seller(admin)? {
+        Ok(actor) => actor,
+        Err(refusal) => return Ok(refusal),
+    };
     let (update, active) = match update_of(&body_object(&body)) {
         Ok(u) => u,
         Err(refusal) => return Ok(refusal),
@@ -527,9 +535,9 @@ async fn update_key(
             let (license, _) = find_key(conn, &id)?;
             let id = license.id.to_string();
             if let Some(enabled) = active {
-                admin::set_license_enabled(conn, &id, enabled)?;
+                admin::set_license_enabled(conn, &actor, &id, enabled)?;
             }
-            admin::update_license(conn, &id, &update)
+            admin::update_license(conn, &actor, &id, &update)
         })
     })
     .await;

@@ -1,0 +1,15 @@
+DROP INDEX stripe_events_received_at_idx;
+DROP INDEX activations_created_at_idx;
+DROP INDEX licenses_session_idx;
+DROP INDEX licenses_customer_idx;
+DROP INDEX licenses_email_prefix_idx;
+DROP INDEX licenses_key_trgm_idx;
+DROP INDEX email_outbox_status_idx;
+ALTER TABLE email_outbox DROP COLUMN link_url;
+DELETE FROM email_outbox WHERE kind = 'portal_link';
+ALTER TABLE email_outbox DROP CONSTRAINT email_outbox_kind_check;
+ALTER TABLE email_outbox ADD CONSTRAINT email_outbox_kind_check CHECK (kind IN ('license_keys'));
+DROP TABLE portal_links;
+DROP TABLE login_attempts;
+DROP TABLE web_sessions;
+DROP TABLE users;

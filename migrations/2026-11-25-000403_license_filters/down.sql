@@ -1,0 +1,2 @@
+DROP INDEX licenses_expires_at_idx;
+DROP INDEX licenses_status_idx;
