@@ -12,17 +12,8 @@
 DRILL=cache_outage
 DRILL_PG_PORT=${DRILL_PG_PORT:-18498}
 OUTAGE=${OUTAGE:-6}
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
-PGDATA_DIR=$(mktemp -d /tmp/licensd-drill-pg.XXXXXX)
-chown postgres "$PGDATA_DIR" 2>/dev/null || true
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR/data" -A trust -U postgres >/dev/null
-PG_START="$PG_BIN/pg_ctl -D $PGDATA_DIR/data -o '-p $DRILL_PG_PORT -k /tmp -c max_connections=100' -l $PGDATA_DIR/log -w start"
-PG_STOP="$PG_BIN/pg_ctl -D $PGDATA_DIR/data -m fast -w stop"
-pg_cleanup() { as_pg bash -c "$PG_STOP" >/dev/null 2>&1 || true; rm -rf "$PGDATA_DIR"; }
-trap pg_cleanup EXIT
-as_pg bash -c "$PG_START" >/dev/null
-export PGURL=postgres://postgres@127.0.0.1:$DRILL_PG_PORT
+source "$(dirname "$0")/pg_cluster.sh"
+own_pg_cluster "$DRILL_PG_PORT"
 export DRILL_PORT_BASE=${DRILL_PORT_BASE:-18440}
 source "$(dirname "$0")/lib.sh"
 export LICENSD_DB_TIMEOUT_SECS=${LICENSD_DB_TIMEOUT_SECS:-2}
@@ -75,21 +66,15 @@ for t in ts: t.join()
 print("\n".join(out))
 PY
 STREAM=$!
-sleep 8
-echo "stopping Postgres at +8 s for ${OUTAGE}s"
-as_pg bash -c "$PG_STOP" >/dev/null
-sleep "$OUTAGE"
-as_pg bash -c "$PG_START" >/dev/null
-echo "Postgres back at +$((8 + OUTAGE)) s"
+postgres_outage 8 "$OUTAGE"
 wait $STREAM
 
-count() { awk "$1" "$DRILL_WORK/stream" | wc -l; }
-validates=$(count '$3 == "validate"')
-v5xx=$(count '$3 == "validate" && $4 >= 500')
-vconn=$(count '$3 == "validate" && $4 == "conn"')
-notvalid=$(count '$3 == "validate" && $4 == 200 && $6 != "VALID"')
-stale=$(count '$3 == "validate" && $5 == 1')
-a503=$(count '$3 == "activate" && $4 == 503')
+validates=$(stream_count '$3 == "validate"')
+v5xx=$(stream_count '$3 == "validate" && $4 >= 500')
+vconn=$(stream_count '$3 == "validate" && $4 == "conn"')
+notvalid=$(stream_count '$3 == "validate" && $4 == 200 && $6 != "VALID"')
+stale=$(stream_count '$3 == "validate" && $5 == 1')
+a503=$(stream_count '$3 == "activate" && $4 == 503')
 # Fresh answers from every instance after the outage (+3 s grace), and no stale one late.
 fresh_after=$(awk -v t=$((8 + OUTAGE + 3)) '$1 > t && $3 == "validate" && $4 == 200 && $5 == 0 {print $2}' "$DRILL_WORK/stream" | sort -u | wc -l)
 late_stale=$(awk -v t=$((8 + OUTAGE + 5)) '$1 > t && $5 == 1' "$DRILL_WORK/stream" | wc -l)

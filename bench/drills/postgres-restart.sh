@@ -11,19 +11,9 @@
 DRILL=postgres_restart
 DRILL_PG_PORT=${DRILL_PG_PORT:-18499}
 OUTAGE=${OUTAGE:-5}
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+source "$(dirname "$0")/pg_cluster.sh"
 if [ -z "${PG_STOP:-}" ]; then
-  PGDATA_DIR=$(mktemp -d /tmp/licensd-drill-pg.XXXXXX)
-  chown postgres "$PGDATA_DIR" 2>/dev/null || true
-  as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-  as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR/data" -A trust -U postgres >/dev/null
-  PG_START="$PG_BIN/pg_ctl -D $PGDATA_DIR/data -o '-p $DRILL_PG_PORT -k /tmp -c max_connections=100' -l $PGDATA_DIR/log -w start"
-  PG_STOP="$PG_BIN/pg_ctl -D $PGDATA_DIR/data -m fast -w stop"
-  pg_cleanup() { as_pg bash -c "$PG_STOP" >/dev/null 2>&1 || true; rm -rf "$PGDATA_DIR"; }
-  # Whatever fails from here on, the throw-away cluster goes with it.
-  trap pg_cleanup EXIT
-  as_pg bash -c "$PG_START" >/dev/null
-  export PGURL=postgres://postgres@127.0.0.1:$DRILL_PG_PORT
+  own_pg_cluster "$DRILL_PG_PORT"
 else
   as_pg() { "$@"; }
   pg_cleanup() { :; }
@@ -70,20 +60,14 @@ for t in ts: t.join()
 print("\n".join(out))
 PY
 STREAM=$!
-sleep 8
-echo "stopping Postgres at +8 s for ${OUTAGE}s"
-as_pg bash -c "$PG_STOP" >/dev/null
-sleep "$OUTAGE"
-as_pg bash -c "$PG_START" >/dev/null
-echo "Postgres back at +$((8 + OUTAGE)) s"
+postgres_outage 8 "$OUTAGE"
 wait $STREAM
 
-count() { awk "$1" "$DRILL_WORK/stream" | wc -l; }
 total=$(wc -l <"$DRILL_WORK/stream")
-ok200=$(count '$4 ~ /^20[01]$/')
-s503=$(count '$4 == 503')
-s500=$(count '$4 >= 500 && $4 != 503')
-conn=$(count '$4 == "conn"')
+ok200=$(stream_count '$4 ~ /^20[01]$/')
+s503=$(stream_count '$4 == 503')
+s500=$(stream_count '$4 >= 500 && $4 != 503')
+conn=$(stream_count '$4 == "conn"')
 # After the outage (+2 s grace), each instance must have answered 200/201 again.
 recovered=$(awk -v t=$((8 + OUTAGE + 2)) '$1 > t && $4 ~ /^20[01]$/ {print $2}' "$DRILL_WORK/stream" | sort -u | wc -l)
 late503=$(awk -v t=$((8 + OUTAGE + 5)) '$1 > t && $4 == 503' "$DRILL_WORK/stream" | wc -l)
