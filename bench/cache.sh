@@ -28,10 +28,7 @@ export LICENSD_LOG=${LICENSD_LOG:-warn} LICENSD_DB_POOL_SIZE=${LICENSD_DB_POOL_S
 export LICENSD_WORKERS=${LICENSD_WORKERS:-0}
 export LICENSD_RATE_LIMIT_REQUESTS_PER_IP=100000000 LICENSD_RATE_LIMIT_FAILED_LOOKUPS_PER_IP=100000000 LICENSD_RATE_LIMIT_ACTIVATIONS_PER_KEY=100000000
 mkdir -p "$(dirname "$OUT")"
-declare -A PID=()
-cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT INT TERM
-psql_db() { psql "$PGURL/$DB" -qAt "$@"; }
+source "$ROOT/bench/lib.sh"
 
 N=$(psql_db -c "SELECT count(*) FROM licenses")
 psql_db -c "\copy (SELECT bench_key(i) FROM generate_series(1, 64) i) TO '$WORK/hot.txt'"
@@ -43,48 +40,9 @@ psql_db -c "INSERT INTO activations (license_id, fingerprint)
   ON CONFLICT DO NOTHING"
 
 # Three servers: the cache as shipped, no cache, and a cache smaller than the working set.
-start() { # name port budget_mib
-  DATABASE_URL=$PGURL/$DB LICENSD_BIND=127.0.0.1:$2 LICENSD_CACHE_BUDGET_MIB=$3 \
-    "$LICENSD" serve >"$WORK/$1.log" 2>&1 &
-  PID[$1]=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/readyz" >/dev/null && return; sleep 0.1; done
-  cat "$WORK/$1.log"; exit 1
-}
-start cached "$PORT" "${CACHE_MIB:-64}"
-start nocache $((PORT + 1)) 0
-start small $((PORT + 2)) 1
-
-wrk_run() { # port mode keys connections
-  KEYS_FILE=$WORK/$3.txt WRK_CONNECTIONS=$4 wrk -t1 -c"$4" -d"${DURATION}s" --timeout 10s \
-    -s "$ROOT/bench/load.lua" "http://127.0.0.1:$1" -- "$2" | grep '^RESULT'
-}
-pg_run() { # script connections extra-args...
-  local f=$1 c=$2; shift 2
-  pgbench -n -M prepared -f "$ROOT/bench/$f" "$@" -c "$c" -j 1 -T "$DURATION" "$PGURL/$DB" 2>&1 |
-    sed -n 's/^tps = \([0-9.]*\) .*/RESULT rps=\1 p50_ms=- p99_ms=- requests=0/p' | head -1
-}
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# Postgres CPU: a snapshot "pid ticks" of every postgres process; a delta counts the pids
-# present at the end (a backend that exited meanwhile is lost, one that started is whole).
-pg_snap() { local p; for p in $(pgrep -x postgres); do echo "$p $(ticks "$p")"; done; }
-pg_delta() { awk 'NR == FNR { t0[$1] = $2; next } { d += $2 - ($1 in t0 ? t0[$1] : 0) } END { print d + 0 }' "$1" "$2"; }
-field() { sed -n "s/.*$1=\([0-9.-]*\).*/\1/p"; }
-HZ=$(getconf CLK_TCK)
-
-measure() { # label server(or -) command...
-  local label=$1 server=$2; shift 2
-  local load s0 p0 r s1 p1 rps reqs
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  s0=$([ "$server" = - ] && echo 0 || ticks "${PID[$server]}"); pg_snap >"$WORK/pg0"
-  r=$("$@")
-  s1=$([ "$server" = - ] && echo 0 || ticks "${PID[$server]}"); pg_snap >"$WORK/pg1"
-  rps=$(echo "$r" | field rps); reqs=$(echo "$r" | field requests)
-  [ "$reqs" = 0 ] && reqs=$(echo "$rps * $DURATION" | bc)
-  printf '| %s | %s | %.0f | %s | %s | %s | %.0f | %s |\n' "$C" "$label" "$rps" \
-    "$(echo "$r" | field p50_ms)" "$(echo "$r" | field p99_ms)" \
-    "$([ "$server" = - ] && echo - || printf '%.0f' "$(echo "($s1 - $s0) * 1000000 / $HZ / $reqs" | bc -l)")" \
-    "$(echo "$(pg_delta "$WORK/pg0" "$WORK/pg1") * 1000000 / $HZ / $reqs" | bc -l)" "$load" | tee -a "$OUT"
-}
+start cached "$PORT" LICENSD_CACHE_BUDGET_MIB="${CACHE_MIB:-64}"
+start nocache $((PORT + 1)) LICENSD_CACHE_BUDGET_MIB=0
+start small $((PORT + 2)) LICENSD_CACHE_BUDGET_MIB=1
 
 # Warm-up: the cached server learns the hot keys and the fingerprinted ones.
 wrk_run "$PORT" validate hot 16 >/dev/null

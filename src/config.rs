@@ -23,7 +23,12 @@ pub struct Settings {
     pub bind: String,
     pub public_url: String,
     pub body_limit_bytes: usize,
+    /// HTTP worker threads; 0: two per CPU core (see [`Settings::http_workers`]).
     pub workers: usize,
+    /// Workers that may run a validate miss's read themselves at once; unset: all of
+    /// them; 0: every read on the blocking pool (see `db::InlineReads`).
+    #[serde(default)]
+    pub db_inline_reads: Option<usize>,
     pub shutdown_timeout_secs: u64,
     /// Time a client has to send a request's headers (ms).
     pub client_header_timeout_ms: u64,
@@ -138,6 +143,24 @@ impl Settings {
         figment.extract().map_err(|e| ConfigError(Box::new(e)))
     }
 
+    /// HTTP worker threads: `workers`, or two per CPU core when it is 0. Two, not one:
+    /// a worker that runs a validate miss's read waits on Postgres meanwhile, and on a
+    /// 2-core machine 4 workers answered misses faster with a lower tail than 2 or 8
+    /// (BENCHMARKS.md, "Threading of the miss").
+    pub fn http_workers(&self) -> usize {
+        match self.workers {
+            0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
+    /// How many of `workers` may run a read inline at once (see `db::InlineReads`).
+    /// Unset: all of them. Keeping some workers back (2 or 3 of 4) was measured: every
+    /// read sent to the blocking pool instead brought the tail back.
+    pub fn inline_reads(&self, workers: usize) -> usize {
+        self.db_inline_reads.unwrap_or(workers).min(workers)
+    }
+
     /// Where email template overrides are looked for.
     pub fn templates_dir(&self) -> PathBuf {
         self.mail_templates_dir
@@ -242,5 +265,20 @@ mod tests {
         assert!(defaults.signing_key.is_none());
         assert!(defaults.trusted_proxies.is_empty());
         assert!(defaults.license_file_ttl_days <= defaults.license_file_max_ttl_days);
+    }
+
+    #[test]
+    fn workers_default_to_two_per_core_and_all_may_read_inline() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let defaults = Settings::defaults().unwrap();
+        assert_eq!(defaults.http_workers(), 2 * cores);
+        assert_eq!(defaults.inline_reads(4), 4);
+        let f = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("workers", 3))
+            .merge(("db_inline_reads", 0));
+        let s = Settings::extract(f).unwrap();
+        assert_eq!((s.http_workers(), s.inline_reads(3)), (3, 0));
+        let f = Figment::from(Toml::string(DEFAULT_TOML)).merge(("db_inline_reads", 9));
+        assert_eq!(Settings::extract(f).unwrap().inline_reads(4), 4);
     }
 }

@@ -60,6 +60,68 @@ where
     .map_err(AppError::internal)?
 }
 
+/// Where short reads for a request run: right on the calling HTTP worker, or on the
+/// blocking pool like [`run`].
+///
+/// A validate miss is one prepared statement of well under a millisecond. Handing it to the
+/// blocking pool costs more than the read (thread wake-ups, a pool checkout that may wait)
+/// and makes the latency tail; run on the worker it does not (BENCHMARKS.md, "Threading
+/// of the miss"). But a worker that reads cannot answer anything else meanwhile, so a read
+/// runs inline only when a pooled connection is idle this moment (it never waits for one,
+/// nor opens one) and fewer than `limit` reads already run inline: a database that stops
+/// answering holds at most `limit` workers, the others go on answering from the validate
+/// cache. The default limit is every worker (keeping some back measured a worse tail);
+/// `LICENSD_DB_INLINE_READS` lowers it for a distant Postgres.
+#[derive(Debug)]
+pub struct InlineReads {
+    limit: usize,
+    running: std::sync::atomic::AtomicUsize,
+}
+
+impl InlineReads {
+    /// `limit` 0: every read goes to the blocking pool.
+    pub fn new(limit: usize) -> Self {
+        InlineReads {
+            limit,
+            running: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs `f` inline when allowed (see the type's docs), otherwise like [`run`].
+    pub async fn read<F, T>(&self, pool: &Pool, f: F) -> Result<T, AppError>
+    where
+        F: FnOnce(&mut PgConnection) -> Result<T, AppError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if let Some(_slot) = self.slot() {
+            if let Some(mut conn) = pool.try_get() {
+                crate::metrics::record_pool_wait(Duration::ZERO);
+                return f(&mut conn);
+            }
+        }
+        run(pool, f).await
+    }
+
+    fn slot(&self) -> Option<InlineSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InlineSlot(&self.running))
+    }
+}
+
+/// One inline read in progress; given back when dropped (also on a panic).
+struct InlineSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for InlineSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Builds the pool. Connections are not pinged on checkout (that would double the
 /// round trips of every request); r2d2 still discards a connection diesel saw break.
 pub fn pool(
@@ -139,4 +201,28 @@ pub fn prepare(
         tracing::info!(migrations = ?applied, "applied migrations");
     }
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InlineReads;
+
+    #[test]
+    fn inline_reads_never_exceed_the_limit_and_give_slots_back() {
+        let reads = InlineReads::new(2);
+        let a = reads.slot().expect("first slot");
+        let b = reads.slot().expect("second slot");
+        assert!(reads.slot().is_none(), "a third read must go to the blocking pool");
+        drop(a);
+        let c = reads.slot().expect("a slot given back is free again");
+        drop((b, c));
+        // A panicking read gives its slot back too.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _slot = reads.slot();
+            panic!("read failed");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(reads.running.load(std::sync::atomic::Ordering::Acquire), 0);
+        assert!(InlineReads::new(0).slot().is_none(), "limit 0: never inline");
+    }
 }

@@ -55,6 +55,8 @@ pub struct State {
     pub limits: Arc<limits::Limiter>,
     /// The validate cache of this process (see [`crate::licensing::cache`]).
     pub cache: Arc<LicenseCache>,
+    /// Which short reads may run on the HTTP workers (see [`db::InlineReads`]).
+    pub reads: db::InlineReads,
     /// `GET /openapi.json`, rendered once from the route table.
     pub openapi: web::Bytes,
 }
@@ -188,6 +190,7 @@ impl Application {
             Duration::from_millis(settings.cache_touch_flush_ms.max(10)),
         )
         .map_err(AppError::internal)?;
+        let workers = settings.http_workers();
         let table = Arc::new(route_table(&settings));
         let openapi = serde_json::to_vec(&openapi::document(&table, &settings.public_url))
             .map_err(AppError::internal)?;
@@ -202,6 +205,7 @@ impl Application {
                 trusted_proxies,
             )),
             cache,
+            reads: db::InlineReads::new(settings.inline_reads(workers)),
             openapi: openapi.into(),
         });
 
@@ -211,7 +215,7 @@ impl Application {
         let proxy_hint = web::Data::new(proxy_hint::ProxyHint::new(
             !settings.trusted_proxies.is_empty(),
         ));
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(proxy_hint.clone())
@@ -244,11 +248,8 @@ impl Application {
         .listen(listener)
         .map_err(AppError::internal)?
         .shutdown_timeout(settings.shutdown_timeout_secs);
-        if settings.workers > 0 {
-            server = server.workers(settings.workers);
-        }
-        let server = server.run();
-        tracing::info!(port, "licensd listening");
+        let server = server.workers(workers).run();
+        tracing::info!(port, workers, "licensd listening");
         let mail_worker = Worker::spawn(
             pool.clone(),
             mailer,

@@ -16,7 +16,7 @@ use super::lease;
 use super::views::{ActivationView, LicenseView};
 use super::Status;
 use crate::db::models::{Activation, License, NewActivation, Product};
-use crate::db::{self, activations, licenses, Pool};
+use crate::db::{self, activations, licenses, InlineReads, Pool};
 use crate::error::AppError;
 use crate::metrics;
 
@@ -292,13 +292,16 @@ impl Device {
 /// cached license is answered for up to the configured staleness, marked `stale_since`.
 pub async fn check_cached(
     pool: &Pool,
+    reads: &InlineReads,
     cache: &LicenseCache,
     req: ValidateRequest,
     last_seen_interval: Duration,
 ) -> Result<Checked, AppError> {
     let now = Utc::now();
     let Some(key) = LicenseKey::lookup(&req.key).filter(|_| cache.enabled()) else {
-        return db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await;
+        return reads
+            .read(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?))
+            .await;
     };
     let device = Device::of(&req);
     match cache.lookup(key.as_str(), device.as_ref(), now) {
@@ -317,7 +320,14 @@ pub async fn check_cached(
     let ticket = cache.ticket();
     let read = {
         let req = req.clone();
-        db::run(pool, move |conn| Ok(check(conn, &req, last_seen_interval)?)).await
+        let miss = move |conn: &mut PgConnection| Ok(check(conn, &req, last_seen_interval)?);
+        // While the database seems down, a miss waits on the blocking pool (which times
+        // out), never on an HTTP worker.
+        if cache.db_seems_down(now) {
+            db::run(pool, miss).await
+        } else {
+            reads.read(pool, miss).await
+        }
     };
     match read {
         Ok(checked) => {
@@ -378,17 +388,6 @@ fn from_cache(
         now,
         stale_since,
     }
-}
-
-/// Answers a validate call of the public API through the cache (see [`check_cached`]).
-pub async fn validate_cached(
-    pool: &Pool,
-    cache: &LicenseCache,
-    req: ValidateRequest,
-    last_seen_interval: Duration,
-) -> Result<Validation, AppError> {
-    let checked = check_cached(pool, cache, req, last_seen_interval).await?;
-    Ok(checked.into())
 }
 
 /// The public API's answer to a check.
