@@ -57,8 +57,8 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// The process's counters and histograms, plus gauges read now: pool usage and the
-/// email outbox backlog (with `licensd_database_up` 0 if the database did not answer).
+/// The process's counters and histograms, plus gauges read now: pool usage, the
+/// validate cache's memory and the email outbox backlog (with `licensd_database_up` 0 if the database did not answer).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 async fn scrape(state: web::Data<State>) -> HttpResponse {
@@ -89,6 +89,17 @@ async fn scrape(state: web::Data<State>) -> HttpResponse {
         "licensd_db_pool_in_use_connections",
         "Connections checked out by requests or workers.",
         i64::from(pool.connections) - i64::from(pool.idle_connections),
+    );
+
+    gauge(
+        "licensd_validate_cache_bytes",
+        "Estimated memory the validate cache holds (at most its LICENSD_CACHE_BUDGET_MIB).",
+        i64::try_from(state.cache.used_bytes()).unwrap_or(i64::MAX),
+    );
+    gauge(
+        "licensd_validate_cache_budget_bytes",
+        "The validate cache's configured memory budget (0: off).",
+        i64::try_from(state.cache.budget_bytes()).unwrap_or(i64::MAX),
     );
 
     let backlog = db::run(&state.pool, |conn| Ok(db::stats::outbox_backlog(conn)?)).await;

@@ -225,6 +225,12 @@ impl LicenseCache {
         self.listening.load(Ordering::Acquire)
     }
 
+    /// The configured budget in bytes (0: off).
+    pub fn budget_bytes(&self) -> usize {
+        self.budget
+    }
+
+    /// Estimated bytes the entries hold now (see `estimate_bytes`).
     pub fn used_bytes(&self) -> usize {
         self.lock().used
     }

@@ -156,3 +156,35 @@ async fn webhooks_are_counted_by_type_and_outcome_kind() {
         assert!(text.contains(&line), "missing {line}");
     }
 }
+
+#[tokio::test]
+async fn exposition_shows_what_the_validate_cache_holds_against_its_budget() {
+    let app = spawn_app().await;
+    let key = app.license_with_seats(1).await;
+    let budget = f64::from(app.settings.cache_budget_mib) * 1024.0 * 1024.0;
+    let scrape = || async {
+        let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    };
+    let empty = scrape().await;
+    assert_eq!(
+        value_of(&empty, "licensd_validate_cache_budget_bytes"),
+        Some(budget)
+    );
+    assert_eq!(value_of(&empty, "licensd_validate_cache_bytes"), Some(0.0));
+    // A validate fills the cache (the license's own creation may still be announced
+    // and drop the first entry: validate again until it stays).
+    let mut held = 0.0;
+    for _ in 0..40 {
+        assert_eq!(
+            app.validate(json!({ "key": key })).await.status,
+            StatusCode::OK
+        );
+        held = value_of(&scrape().await, "licensd_validate_cache_bytes").unwrap();
+        if held > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(held > 0.0 && held < budget, "cache holds {held} bytes");
+}
