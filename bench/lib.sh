@@ -29,10 +29,17 @@ pg_run() { # script connections extra-args...
     sed -n 's/^tps = \([0-9.]*\) .*/RESULT rps=\1 p50_ms=- p99_ms=- requests=0/p' | head -1
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# Postgres CPU: a snapshot "pid ticks" of every postgres process; a delta counts the pids
-# present at the end (one that started meanwhile counts whole).
-pg_snap() { local p; for p in $(pgrep -x postgres); do echo "$p $(ticks "$p")"; done; }
-pg_delta() { awk 'NR == FNR { t0[$1] = $2; next } { d += $2 - ($1 in t0 ? t0[$1] : 0) } END { print d + 0 }' "$1" "$2"; }
+# Postgres CPU: every live postgres process's ticks plus what the postmaster collected from
+# its children that exited (cutime + cstime), so a backend that ends between two snapshots
+# (pgbench's, at the end of a run) still counts, and a reused pid cannot subtract.
+pg_ticks() {
+  local master p sum=0
+  master=$(pgrep -o -x postgres) # the oldest: the postmaster
+  for p in $(pgrep -x postgres); do sum=$((sum + $(ticks "$p"))); done
+  echo $((sum + $(awk '{print $16 + $17}' "/proc/$master/stat" 2>/dev/null || echo 0)))
+}
+pg_snap() { pg_ticks; }
+pg_delta() { echo $(($(cat "$2") - $(cat "$1"))); }
 field() { sed -n "s/.*$1=\([0-9.-]*\).*/\1/p"; }
 HZ=$(getconf CLK_TCK)
 

@@ -23,7 +23,7 @@ pub struct Settings {
     pub bind: String,
     pub public_url: String,
     pub body_limit_bytes: usize,
-    /// HTTP worker threads; 0: two per CPU core (see [`Settings::http_workers`]).
+    /// HTTP worker threads; 0: one per CPU core (see [`Settings::http_workers`]).
     pub workers: usize,
     /// Workers that may run a validate miss's read themselves at once; unset: all of
     /// them; 0: every read on the blocking pool (see `db::InlineReads`).
@@ -143,13 +143,14 @@ impl Settings {
         figment.extract().map_err(|e| ConfigError(Box::new(e)))
     }
 
-    /// HTTP worker threads: `workers`, or two per CPU core when it is 0. Two, not one:
-    /// a worker that runs a validate miss's read waits on Postgres meanwhile, and on a
-    /// 2-core machine 4 workers answered misses faster with a lower tail than 2 or 8
-    /// (BENCHMARKS.md, "Threading of the miss").
+    /// HTTP worker threads: `workers`, or one per CPU core when it is 0. Measured on 2
+    /// cores (BENCHMARKS.md, "Threading"): 4 workers answer cache misses ~25% faster (a
+    /// worker waits on Postgres during a miss), but a cache hit is all CPU, and with more
+    /// workers than cores its p99 grew to 4× its p50 at 64 connections (2.2× with 2).
+    /// Hits are what a running server mostly answers.
     pub fn http_workers(&self) -> usize {
         match self.workers {
-            0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         }
     }
@@ -268,10 +269,10 @@ mod tests {
     }
 
     #[test]
-    fn workers_default_to_two_per_core_and_all_may_read_inline() {
+    fn workers_default_to_one_per_core_and_all_may_read_inline() {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let defaults = Settings::defaults().unwrap();
-        assert_eq!(defaults.http_workers(), 2 * cores);
+        assert_eq!(defaults.http_workers(), cores);
         assert_eq!(defaults.inline_reads(4), 4);
         let f = Figment::from(Toml::string(DEFAULT_TOML))
             .merge(("workers", 3))
