@@ -248,7 +248,14 @@ impl Application {
         .listen(listener)
         .map_err(AppError::internal)?
         .shutdown_timeout(settings.shutdown_timeout_secs);
-        let server = server.workers(workers).run();
+        // Each worker's blocking pool (writes, admin) at the size of the connection pool:
+        // a task beyond it would only wait for a connection, and queued tasks cost less
+        // memory than idle threads (actix's default is 512 divided among the workers).
+        let blocking = (settings.db_pool_size as usize).max(4);
+        let server = server
+            .workers(workers)
+            .worker_max_blocking_threads(blocking)
+            .run();
         tracing::info!(port, workers, "licensd listening");
         let mail_worker = Worker::spawn(
             pool.clone(),

@@ -36,8 +36,10 @@ use crate::error::AppError;
 pub const CHANNEL: &str = "licensd_cache";
 
 /// Bytes counted for an entry besides its rows: map slots, the key held three times
-/// (map, id index, eviction queue), the `Arc` and allocator rounding.
-const ENTRY_OVERHEAD: usize = 256;
+/// (map, id index, eviction queue), the `Arc` and allocator rounding (16 bytes of header
+/// on each of an entry's ~20 allocations). Calibrated on a full cache (BENCHMARKS.md): at
+/// 256, a 64 MiB budget held ~70 MiB of heap; at 400 the heap stays within the budget.
+const ENTRY_OVERHEAD: usize = 400;
 /// Devices remembered per license; further ones are read through (a client inventing
 /// fingerprints cannot grow one entry without bound).
 const MAX_DEVICES: usize = 32;
