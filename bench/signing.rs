@@ -118,7 +118,11 @@ fn main() {
         }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("signing one answer ({} B body), {rounds} rounds x {iters} calls, interleaved; load: {}", BODY.len(), load.trim());
+    println!(
+        "signing one answer ({} B body), {rounds} rounds x {iters} calls, interleaved; load: {}",
+        BODY.len(),
+        load.trim()
+    );
     println!();
     println!("| part | ns per call | share of the whole |");
     println!("|---|---:|---:|");

@@ -5,6 +5,7 @@
 #   bench/webhook.sh                 # RATES="10 25 50" SECONDS_EACH=20 INSTANCES=1
 DRILL=webhook_bench
 source "$(dirname "$0")/drills/lib.sh"
+python3 -c 'import aiosmtpd' 2>/dev/null || { echo "bench/webhook.sh: python3 module aiosmtpd missing (pip install aiosmtpd)" >&2; exit 1; }
 trap stripe_cleanup EXIT
 RATES=${RATES:-10 25 50}
 SECONDS_EACH=${SECONDS_EACH:-20}

@@ -212,7 +212,10 @@ mod tests {
         let reads = InlineReads::new(2);
         let a = reads.slot().expect("first slot");
         let b = reads.slot().expect("second slot");
-        assert!(reads.slot().is_none(), "a third read must go to the blocking pool");
+        assert!(
+            reads.slot().is_none(),
+            "a third read must go to the blocking pool"
+        );
         drop(a);
         let c = reads.slot().expect("a slot given back is free again");
         drop((b, c));
@@ -223,6 +226,9 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert_eq!(reads.running.load(std::sync::atomic::Ordering::Acquire), 0);
-        assert!(InlineReads::new(0).slot().is_none(), "limit 0: never inline");
+        assert!(
+            InlineReads::new(0).slot().is_none(),
+            "limit 0: never inline"
+        );
     }
 }

@@ -183,8 +183,8 @@ pub async fn serve(state: &State, http: &HttpRequest, call: Call) -> Result<Answ
 async fn decide(state: &State, call: Call, ip: Option<IpAddr>) -> Result<Answer, AppError> {
     let interval = Duration::seconds(state.settings.last_seen_interval_secs.into());
     if let Call::Validate(req) = call {
-        let checked = check::check_cached(&state.pool, &state.reads, &state.cache, req, interval)
-            .await?;
+        let checked =
+            check::check_cached(&state.pool, &state.reads, &state.cache, req, interval).await?;
         return Ok(Answer::Checked(checked));
     }
     // Activate, deactivate, heartbeat and checkout (an offline file may take a seat)
