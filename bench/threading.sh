@@ -12,6 +12,8 @@
 # INLINE="0 default" and WORKERS="2 4 8" choose the servers; ROUNDS=2 repeats each
 # concurrency's set. CACHED=1 measures cache hits instead (the default 64 MiB cache, 64
 # hot keys): how the worker count shapes the tail of an answer that is all CPU.
+# SSLMODES="prefer disable" repeats each set with libpq's PGSSLMODE (for pgbench and licensd
+# alike): what TLS to a Postgres on loopback costs.
 set -euo pipefail
 DB=${1:?seeded database, e.g. licensd_bench_10k}
 CONCURRENCY=${CONCURRENCY:-16 64}
@@ -43,7 +45,10 @@ psql_db -c "\copy (SELECT bench_key(i) FROM generate_series(1, 64) i) TO '$WORK/
   echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 } | tee "$OUT"
 for C in $CONCURRENCY; do
-  measure "Postgres: point read by key joined to product (64 keys)" - pg_run pointread.sql "$C" -D hot=64
+  for sslmode in ${SSLMODES:-prefer}; do
+  export PGSSLMODE=$sslmode
+  tls=$([ "$sslmode" = disable ] && echo ", no TLS" || echo "")
+  measure "Postgres: point read by key joined to product (64 keys)$tls" - pg_run pointread.sql "$C" -D hot=64
   for _ in $(seq "${ROUNDS:-1}"); do
   for inline in ${INLINE:-0 default}; do
     for w in ${WORKERS:-2 4 8}; do
@@ -54,9 +59,10 @@ for C in $CONCURRENCY; do
       DURATION=3 wrk_run "$PORT" validate "$KEYS" "$C" >/dev/null # warm-up at the same concurrency
       n=$([ "$inline" = default ] && echo "$w" || echo $((inline < w ? inline : w)))
       label=$([ "$n" = 0 ] && echo "blocking pool" || echo "inline (up to $n at once)")
-      measure "validate, $label, $w workers" "i$inline-w$w" wrk_run "$PORT" validate "$KEYS" "$C"
+      measure "validate, $label, $w workers$tls" "i$inline-w$w" wrk_run "$PORT" validate "$KEYS" "$C"
       stop "i$inline-w$w"
     done
+  done
   done
   done
 done

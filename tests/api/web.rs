@@ -467,6 +467,65 @@ async fn a_seller_finds_by_key_email_or_stripe_id_and_manages_the_license() {
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     let products = app.admin_get("/v1/products/pro").await.body;
     assert_eq!(products["stripe_price_ids"], json!(["price_a", "price_b"]));
+    // The form sets what the API sets: leases, entitlements, expiry, offline files.
+    let form = seller.get("/admin/products/pro").await;
+    assert!(form.body.contains(r#"name="heartbeat_seconds""#));
+    let id = products["id"].as_str().unwrap().to_owned();
+    let saved = seller
+        .post(
+            &format!("/admin/products/{id}"),
+            &[
+                ("name", "Pro"),
+                ("prices", "price_a"),
+                ("heartbeat_seconds", "3600"),
+                ("entitlements", "export-pdf\nsync"),
+                ("expiry_behavior", "maintain_access"),
+                ("offline_allowed", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let pro = app.admin_get("/v1/products/pro").await.body;
+    assert_eq!(pro["heartbeat_seconds"], 3600);
+    assert_eq!(pro["entitlements"], json!(["export-pdf", "sync"]));
+    assert_eq!(pro["expiry_behavior"], "maintain_access");
+    assert_eq!(pro["offline_allowed"], true);
+    let shown = seller.get(&format!("/admin/products/{id}")).await.body;
+    assert!(shown.contains(r#"value="3600""#) && shown.contains("export-pdf\nsync"));
+    assert!(shown.contains(r#"<option value="maintain_access" selected>"#));
+    // Unticking the box, emptying the lease: back to no lease, no offline files.
+    let cleared = seller
+        .post(
+            &format!("/admin/products/{id}"),
+            &[
+                ("name", "Pro"),
+                ("prices", "price_a"),
+                ("heartbeat_seconds", ""),
+            ],
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER, "{}", cleared.body);
+    let pro = app.admin_get("/v1/products/pro").await.body;
+    assert_eq!(
+        (
+            pro["heartbeat_seconds"].clone(),
+            pro["offline_allowed"].clone()
+        ),
+        (json!(null), json!(false))
+    );
+    // A lease out of range is a form error naming the field, and changes nothing.
+    let bad = seller
+        .post(
+            &format!("/admin/products/{id}"),
+            &[("name", "Pro"), ("heartbeat_seconds", "5")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("heartbeat_seconds"));
+    assert_eq!(
+        app.admin_get("/v1/products/pro").await.body["stripe_price_ids"],
+        json!(["price_a"])
+    );
     let tokens = seller.post("/admin/tokens", &[("name", "ci")]).await;
     assert_eq!(tokens.status, StatusCode::OK);
     let at = tokens.body.find("lsd_").unwrap();

@@ -1,6 +1,6 @@
 //! Browser tests: the dashboard and the portal in a real headless Chromium, driven
 //! over WebDriver (Debian's `chromium` and `chromium-driver`; `.ci/run` installs them).
-//! They also take the screenshots in docs/screenshots/ that the README shows.
+//! They also take the screenshots the README shows (see `screenshot`).
 //!
 //! Without a `chromedriver` on PATH (or `CHROMEDRIVER`), each test says so and fails,
 //! unless `LICENSD_SKIP_BROWSER_TESTS=1` is set.
@@ -148,10 +148,15 @@ async fn until_code(app: &TestApp, key: &str, fingerprint: &str, want: &str) {
     panic!("validate of {fingerprint} answered {got}, not {want}");
 }
 
-/// Saves a screenshot into docs/screenshots/ (the README shows them).
+/// Saves a screenshot into target/screenshots/, or with `LICENSD_UPDATE_SCREENSHOTS=1` into
+/// docs/screenshots/ (the README shows those: a test run leaves them, and the tree, alone).
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var("LICENSD_UPDATE_SCREENSHOTS").as_deref() {
+        Ok("1") => root.join("docs/screenshots"),
+        _ => root.join("target/screenshots"),
+    };
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), png).unwrap();
 }

@@ -383,6 +383,26 @@ struct ProductForm {
     /// Stripe price ids, separated by spaces, commas or new lines.
     #[serde(default)]
     prices: String,
+    /// Seconds of a device's lease (empty: devices keep their seat until deactivated).
+    #[serde(default)]
+    heartbeat_seconds: String,
+    /// Feature codes, separated like the prices.
+    #[serde(default)]
+    entitlements: String,
+    /// `revoke_access` or `maintain_access` (empty: the default, revoke).
+    #[serde(default)]
+    expiry_behavior: String,
+    /// A checkbox: present ("on") when ticked, absent when not.
+    #[serde(default)]
+    offline_allowed: Option<String>,
+}
+
+/// A list typed into a text area: items separated by spaces, commas or new lines.
+fn list(v: &str) -> Vec<String> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn optional_number(field: &'static str, v: &str) -> Result<Option<i64>, AppError> {
@@ -400,17 +420,14 @@ fn product_change(f: &ProductForm) -> Result<UpdateProduct, AppError> {
     Ok(UpdateProduct {
         name: Some(f.name.clone()),
         slug: text(&f.slug),
-        stripe_price_ids: Some(
-            f.prices
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ),
+        stripe_price_ids: Some(list(&f.prices)),
         max_activations: Some(optional_number("max_activations", &f.max_activations)?),
         duration_days: Some(optional_number("duration_days", &f.duration_days)?),
         key_prefix: Some(text(&f.key_prefix)),
-        ..Default::default()
+        heartbeat_seconds: Some(optional_number("heartbeat_seconds", &f.heartbeat_seconds)?),
+        entitlements: Some(list(&f.entitlements)),
+        expiry_behavior: text(&f.expiry_behavior),
+        offline_allowed: Some(f.offline_allowed.is_some()),
     })
 }
 
@@ -429,10 +446,10 @@ async fn create_product(
         max_activations: c.max_activations.flatten(),
         duration_days: c.duration_days.flatten(),
         key_prefix: c.key_prefix.flatten(),
-        heartbeat_seconds: None,
-        entitlements: Vec::new(),
-        expiry_behavior: None,
-        offline_allowed: None,
+        heartbeat_seconds: c.heartbeat_seconds.flatten(),
+        entitlements: c.entitlements.unwrap_or_default(),
+        expiry_behavior: c.expiry_behavior,
+        offline_allowed: c.offline_allowed,
     };
     let p = db::run(&state.pool, move |conn| {
         admin::create_product(conn, &create)
