@@ -6,11 +6,13 @@
 use std::sync::Arc;
 
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::web;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{RefOr, ResponseBuilder};
 
+use super::extract::require_admin;
 use super::front::license_route;
 
 /// How a request reaches the handler.
@@ -54,6 +56,14 @@ impl Route {
             body_limit: None,
             make,
         }
+    }
+
+    /// Whether its documentation requires the admin token: then the token is checked
+    /// before the handler's extractors run (see `extract::require_admin`).
+    fn needs_admin_token(&self) -> bool {
+        self.operation.security.as_ref().is_some_and(|s| {
+            serde_json::to_value(s).is_ok_and(|v| v.to_string().contains("\"admin_token\""))
+        })
     }
 
     /// A body limit of its own (the webhook's is larger than the API's).
@@ -118,7 +128,16 @@ impl Table {
                 .collect();
             let routes: Vec<actix_web::Route> = same
                 .iter()
-                .flat_map(|r| r.methods.iter().map(|m| (r.make)(actix_method(m))))
+                .flat_map(|r| {
+                    r.methods.iter().map(|m| {
+                        let route = (r.make)(actix_method(m));
+                        if r.needs_admin_token() {
+                            route.wrap(from_fn(require_admin))
+                        } else {
+                            route
+                        }
+                    })
+                })
                 .collect();
             // actix paths are the OpenAPI templates: `{name}` segments in both.
             if same.iter().any(|r| r.door == Door::License) {

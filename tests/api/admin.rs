@@ -44,6 +44,55 @@ async fn admin_routes_need_a_valid_token_in_any_of_three_forms() {
 }
 
 #[tokio::test]
+async fn a_bad_token_is_401_whatever_the_body_says() {
+    let app = spawn_app().await;
+    let key = app.license_with_seats(1).await;
+    // A body that is not JSON, one of the wrong shape, and none at all, on every kind of
+    // admin route (create, change, a webhook endpoint): the token is judged first.
+    let bodies = ["{not json", r#"{"max_activations":"many"}"#, ""];
+    let routes = [
+        (reqwest::Method::POST, app.url("/v1/products")),
+        (
+            reqwest::Method::PATCH,
+            app.url(&format!("/v1/licenses/{key}")),
+        ),
+        (reqwest::Method::POST, app.url("/v1/webhook-endpoints")),
+    ];
+    for (method, url) in &routes {
+        for body in bodies {
+            for token in [Some("lsd_wrong"), None] {
+                let mut req = app
+                    .client
+                    .request(method.clone(), url)
+                    .header("content-type", "application/json")
+                    .body(body.to_owned());
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let reply = app.send(req).await;
+                assert_eq!(
+                    (reply.status, reply.error_code()),
+                    (StatusCode::UNAUTHORIZED, "unauthorized"),
+                    "{method} {url} with {body:?} and token {token:?}: {}",
+                    reply.body
+                );
+            }
+        }
+    }
+    // With the right token the same malformed body is the client's error to fix.
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/v1/products"))
+                .bearer_auth(&app.admin_token)
+                .header("content-type", "application/json")
+                .body("{not json"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+}
+
+#[tokio::test]
 async fn revoked_tokens_are_refused() {
     let app = spawn_app().await;
     app.db(|conn| {
