@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -201,13 +201,20 @@ async fn authenticate(req: &HttpRequest) -> Result<ApiKey, AppError> {
 /// The middleware of every admin route (see `routes::Table::configure`): the token is
 /// checked before any extractor reads the body, so a bad token is 401 whatever the
 /// body, never a 400 about a body nobody was allowed to send.
-pub async fn require_admin(
+///
+/// A refusal is answered here as a response (not an `Err`), so the request log, the
+/// metrics and the error-body middleware see it like any other answer.
+pub async fn require_admin<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let key = authenticate(req.request()).await?;
-    req.extensions_mut().insert(Admin(key));
-    next.call(req).await
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match authenticate(req.request()).await {
+        Ok(key) => {
+            req.extensions_mut().insert(Admin(key));
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
+    }
 }
 
 impl FromRequest for Admin {

@@ -24,13 +24,17 @@ pub fn routes(t: &mut Table) {
     responses(
         (status = 200, description = "Received: `{received, event, duplicate, outcome}`", body = Object),
         (status = 400, description = "`invalid_signature` or a body that is not an event; nothing stored", body = super::error::ErrorBody),
+        (status = 408, description = "The body did not arrive within the deadline", body = super::error::ErrorBody),
+        (status = 413, description = "The body is over the webhook's size limit", body = super::error::ErrorBody),
         (status = 503, description = "`stripe_not_configured`, `stripe_unavailable` or `database_unavailable`; Stripe retries", body = super::error::ErrorBody),
     ))]
 async fn receive_stripe_event(
     state: web::Data<State>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AppError> {
+    // A body over the limit is 413, one that stalls past the deadline 408, as on every route.
+    let body = body.map_err(|e| super::extract::body_error(&req, &e))?;
     let secrets = &state.settings.stripe_webhook_secrets;
     if secrets.is_empty() {
         return Err(AppError::StripeNotConfigured);

@@ -1074,6 +1074,11 @@ async fn forwarded_requests_from_a_private_address_without_trusted_proxies_log_o
 /// Opens a connection from `local` that sends a POST's headers and half its body, then
 /// stalls.
 async fn stalled_body(port: u16, local: std::net::IpAddr) -> tokio::net::TcpStream {
+    stalled_post(port, local, "/v1/licenses/validate").await
+}
+
+/// A POST to `path` whose headers promise 1000 bytes of body, of which it sends 9.
+async fn stalled_post(port: u16, local: std::net::IpAddr, path: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(std::net::SocketAddr::new(local, 0)).unwrap();
@@ -1083,7 +1088,8 @@ async fn stalled_body(port: u16, local: std::net::IpAddr) -> tokio::net::TcpStre
         .unwrap();
     stream
         .write_all(
-            b"POST /v1/licenses/validate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"key\": \"",
+            format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"key\": \"")
+                .as_bytes(),
         )
         .await
         .unwrap();
@@ -1118,6 +1124,20 @@ async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
             Ok(Ok(_)) => continue,
             Err(_) => return false,
         }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_webhook_body_is_answered_408_like_any_other() {
+    let app = spawn_app_with(|s| s.body_timeout_secs = 1).await;
+    let local = std::net::IpAddr::from([127, 0, 0, 1]);
+    for path in ["/webhooks/stripe", "/v1/licenses/validate"] {
+        let mut stream = stalled_post(app.port, local, path).await;
+        assert_eq!(
+            answer(&mut stream).await,
+            "HTTP/1.1 408 Request Timeout",
+            "{path}"
+        );
     }
 }
 
