@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod history;
 pub mod imports;
 pub mod licenses;
+pub mod listen;
 pub mod models;
 pub mod outbox;
 pub mod products;

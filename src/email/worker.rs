@@ -6,13 +6,13 @@
 //! due and for anything a lost notification would have missed.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use diesel::{Connection, PgConnection};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -28,14 +28,14 @@ use uuid::Uuid;
 const LEASE: chrono::Duration = chrono::Duration::minutes(10);
 /// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// How often the listener reads its connection for notifications. diesel has no
-/// blocking wait for them, so it looks often; a look is a non-blocking socket read.
-const LISTEN_TICK: Duration = Duration::from_millis(10);
-/// How often the listener proves its connection still works with a query, so a
-/// connection that died silently is replaced.
-const LISTEN_PING: Duration = Duration::from_secs(30);
-/// Longest wait before the listener reconnects after losing its connection.
-const LISTEN_MAX_RETRY: Duration = Duration::from_secs(30);
+/// The listener's timing (see `db::listen`): the worker also polls, so it can look less
+/// often than the validate cache's listener.
+const LISTEN_TIMING: db::listen::Timing = db::listen::Timing {
+    tick: Duration::from_millis(10),
+    ping: Duration::from_secs(30),
+    first_retry: Duration::from_secs(1),
+    max_retry: Duration::from_secs(30),
+};
 
 /// What the worker needs, taken from the settings.
 #[derive(Debug, Clone)]
@@ -74,7 +74,9 @@ impl Worker {
             let (wake, stopped) = (wake.clone(), stopped.clone());
             std::thread::Builder::new()
                 .name("licensd-mail-listen".into())
-                .spawn(move || listen(url, wake, stopped))
+                .spawn(move || {
+                    db::listen::run(&url, outbox::CHANNEL, LISTEN_TIMING, &stopped, &Wake(wake))
+                })
                 .expect("cannot start the email listener thread")
         });
         let handle = tokio::spawn(run(pool, mailer, templates, config, wake, stopped));
@@ -163,64 +165,24 @@ async fn send_due(
     }
 }
 
-/// The listener thread: `LISTEN`s on [`outbox::CHANNEL`] and wakes the worker for each
-/// batch of notifications; reconnects with backoff when its connection fails (the
-/// worker still polls meanwhile).
-fn listen(url: SecretString, wake: Arc<Notify>, stopped: watch::Receiver<bool>) {
-    let mut retry = Duration::from_secs(1);
-    loop {
-        let error = match listen_on(&url, &wake, &stopped, &mut retry) {
-            Ok(()) => return,
-            Err(e) => e,
-        };
-        tracing::warn!(%error, retry_in_ms = retry.as_millis() as u64, "email worker is not listening for queued emails; polling meanwhile");
-        let until = Instant::now() + retry;
-        while Instant::now() < until {
-            if *stopped.borrow() {
-                return;
-            }
-            std::thread::sleep(LISTEN_TICK.max(Duration::from_millis(100)));
-        }
-        retry = (retry * 2).min(LISTEN_MAX_RETRY);
-    }
-}
+/// The listener thread's work: it `LISTEN`s on [`outbox::CHANNEL`] and wakes the worker
+/// for each batch of notifications, and once whenever the `LISTEN` takes effect (for what
+/// was queued before); while its connection is down the worker still polls.
+struct Wake(Arc<Notify>);
 
-/// Listens until stopped (`Ok`) or until the connection fails.
-fn listen_on(
-    url: &SecretString,
-    wake: &Notify,
-    stopped: &watch::Receiver<bool>,
-    retry: &mut Duration,
-) -> Result<(), String> {
-    // The error names the problem, never the URL.
-    let mut conn = PgConnection::establish(url.expose_secret()).map_err(|e| e.to_string())?;
-    diesel::sql_query(format!("LISTEN {}", outbox::CHANNEL))
-        .execute(&mut conn)
-        .map_err(|e| e.to_string())?;
-    *retry = Duration::from_secs(1);
-    tracing::debug!(channel = outbox::CHANNEL, "email worker listening");
-    // Whatever was queued before the LISTEN took effect is found by this wake-up.
-    wake.notify_one();
-    let mut pinged = Instant::now();
-    loop {
-        if *stopped.borrow() {
-            return Ok(());
+impl db::listen::Listener for Wake {
+    fn listening(&self) {
+        self.0.notify_one();
+    }
+
+    fn notified(&self, _: &[String]) {
+        self.0.notify_one();
+    }
+
+    fn lost(&self, error: Option<&str>, retry: Duration) {
+        if let Some(error) = error {
+            tracing::warn!(%error, retry_in_ms = retry.as_millis() as u64, "email worker is not listening for queued emails; polling meanwhile");
         }
-        let mut queued = false;
-        for notification in conn.notifications_iter() {
-            notification.map_err(|e| e.to_string())?;
-            queued = true;
-        }
-        if queued {
-            wake.notify_one();
-        }
-        if pinged.elapsed() >= LISTEN_PING {
-            diesel::sql_query("SELECT 1")
-                .execute(&mut conn)
-                .map_err(|e| e.to_string())?;
-            pinged = Instant::now();
-        }
-        std::thread::sleep(LISTEN_TICK);
     }
 }
 

@@ -20,11 +20,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::prelude::*;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -621,12 +620,14 @@ async fn flush_loop(
     }
 }
 
-/// How often the listener reads its connection for notifications (diesel has no
-/// blocking wait): the floor of how soon a change on another instance is seen.
-const LISTEN_TICK: StdDuration = StdDuration::from_millis(5);
-/// How often the listener proves its connection works, so a dead one is noticed fast.
-const LISTEN_PING: StdDuration = StdDuration::from_secs(1);
-const LISTEN_MAX_RETRY: StdDuration = StdDuration::from_secs(2);
+/// The listener's timing: a 5 ms tick is the floor of how soon a change on another
+/// instance is seen; a ping every second notices a dead connection fast.
+const LISTEN_TIMING: db::listen::Timing = db::listen::Timing {
+    tick: StdDuration::from_millis(5),
+    ping: StdDuration::from_secs(1),
+    first_retry: StdDuration::from_millis(100),
+    max_retry: StdDuration::from_secs(2),
+};
 
 /// Starts the thread that keeps `cache` exact: `LISTEN`s on [`CHANNEL`], applies each
 /// notification, and suspends the cache while its connection is down (reconnecting).
@@ -637,61 +638,25 @@ pub fn spawn_listener(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("licensd-cache-listen".into())
-        .spawn(move || listen(&cache, &url, &stopped))
+        .spawn(move || db::listen::run(&url, CHANNEL, LISTEN_TIMING, &stopped, &*cache))
 }
 
-fn listen(cache: &LicenseCache, url: &SecretString, stopped: &watch::Receiver<bool>) {
-    let mut retry = StdDuration::from_millis(100);
-    loop {
-        let error = match listen_on(cache, url, stopped, &mut retry) {
-            Ok(()) => return,
-            Err(e) => e,
-        };
-        cache.suspend(Utc::now());
-        tracing::warn!(%error, retry_in_ms = retry.as_millis() as u64, "validate cache is not listening for changes; reading through meanwhile");
-        let until = Instant::now() + retry;
-        while Instant::now() < until {
-            if *stopped.borrow() {
-                return;
-            }
-            std::thread::sleep(StdDuration::from_millis(20));
-        }
-        retry = (retry * 2).min(LISTEN_MAX_RETRY);
+impl db::listen::Listener for LicenseCache {
+    fn listening(&self) {
+        self.resume();
     }
-}
 
-/// Listens until stopped (`Ok`) or until the connection fails.
-fn listen_on(
-    cache: &LicenseCache,
-    url: &SecretString,
-    stopped: &watch::Receiver<bool>,
-    retry: &mut StdDuration,
-) -> Result<(), String> {
-    // The error names the problem, never the URL.
-    let mut conn = PgConnection::establish(url.expose_secret()).map_err(|e| e.to_string())?;
-    diesel::sql_query(format!("LISTEN {CHANNEL}"))
-        .execute(&mut conn)
-        .map_err(|e| e.to_string())?;
-    cache.resume();
-    *retry = StdDuration::from_millis(100);
-    tracing::debug!(channel = CHANNEL, "validate cache listening");
-    let mut pinged = Instant::now();
-    loop {
-        if *stopped.borrow() {
-            cache.suspend(Utc::now());
-            return Ok(());
+    fn notified(&self, payloads: &[String]) {
+        for payload in payloads {
+            self.apply_notification(payload);
         }
-        for notification in conn.notifications_iter() {
-            let n = notification.map_err(|e| e.to_string())?;
-            cache.apply_notification(&n.payload);
+    }
+
+    fn lost(&self, error: Option<&str>, retry: StdDuration) {
+        self.suspend(Utc::now());
+        if let Some(error) = error {
+            tracing::warn!(%error, retry_in_ms = retry.as_millis() as u64, "validate cache is not listening for changes; reading through meanwhile");
         }
-        if pinged.elapsed() >= LISTEN_PING {
-            diesel::sql_query("SELECT 1")
-                .execute(&mut conn)
-                .map_err(|e| e.to_string())?;
-            pinged = Instant::now();
-        }
-        std::thread::sleep(LISTEN_TICK);
     }
 }
 
