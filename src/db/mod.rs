@@ -66,8 +66,8 @@ where
 ///
 /// A validate miss is one prepared statement of well under a millisecond. Handing it to the
 /// blocking pool costs more than the read (thread wake-ups, a pool checkout that may wait)
-/// and makes the latency tail; run on the worker it does not (BENCHMARKS.md, "Threading
-/// of the miss"). But a worker that reads cannot answer anything else meanwhile, so a read
+/// and makes the latency tail; run on the worker it does not (BENCHMARKS.md,
+/// "Threading"). But a worker that reads cannot answer anything else meanwhile, so a read
 /// runs inline only when a pooled connection is idle this moment (it never waits for one,
 /// nor opens one) and fewer than `limit` reads already run inline: a database that stops
 /// answering holds at most `limit` workers, the others go on answering from the validate

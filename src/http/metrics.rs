@@ -58,7 +58,8 @@ fn method_label(m: &Method) -> &'static str {
 }
 
 /// The process's counters and histograms, plus gauges read now: pool usage, the
-/// validate cache's memory and the email outbox backlog (with `licensd_database_up` 0 if the database did not answer).
+/// validate cache's memory and the email outbox backlog (with `licensd_database_up` 0
+/// if the database did not answer).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 async fn scrape(state: web::Data<State>) -> HttpResponse {
